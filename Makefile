@@ -1,0 +1,79 @@
+# modelrollout: the two commands that matter are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup test unit integration e2e lint crds manifests testenv cluster-up cluster-down \
+        demo prometheus bench-server bench-operator bench-analysis fuzz-server clean
+
+## setup: virtualenv with the package and its dev tools (idempotent)
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## testenv: build the Kubernetes control plane from Go modules into the cache (no-op when complete)
+testenv:
+	@bash tests/testenv/build.sh
+
+## prometheus: install Prometheus from Debian's packages when it is missing
+prometheus:
+	@bash scripts/ensure-prometheus.sh
+
+## test: everything CI runs: lint, unit, integration (real control plane) and e2e tests
+test: setup testenv prometheus lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+unit: setup
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+## lint: ruff, mypy --strict on operator/, the import contract of the pure core
+lint: setup
+	$(VENV)/bin/ruff check operator tests benchmarks demo
+	$(VENV)/bin/ruff format --check operator tests benchmarks demo
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+## crds: generate the CRD from the pydantic models (manifests/ and the chart)
+crds: setup
+	$(PY) -m modelrollout.api.crd --write
+
+## manifests: render manifests/install.yaml from the chart (CRDs included) and the Argo CD argocd-cm snippet
+manifests: setup testenv
+	$(PY) scripts/render_install.py
+	$(PY) scripts/render_argocd_cm.py
+
+cluster-up: setup testenv
+	$(PY) -m tests.testenv.controlplane up
+
+cluster-down: setup
+	$(PY) -m tests.testenv.controlplane down
+
+## demo: control plane, Prometheus, operator and model servers here; one canary promoted, one rolled back (KEEP=1 keeps it up)
+demo: setup testenv prometheus
+	$(PY) -m demo.run $(if $(KEEP),--keep,)
+
+## fuzz-server: the model server's infer endpoint against 10,000 generated payloads
+fuzz-server: setup
+	MODELROLLOUT_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q tests/unit/test_server_fuzz.py
+
+## bench-server: modelrollout-server vs MLServer (separate venv in ~/.cache), wrk at 8 connections
+bench-server: setup
+	$(PY) benchmarks/model_server.py
+
+## bench-operator: N = 100 and 1,000 ModelDeployments on kwok: time to Healthy, RSS, idle CPU/requests
+bench-operator: setup testenv
+	$(PY) benchmarks/operator_scale.py --n 100 --n 1000 --results benchmarks/RESULTS.md
+
+## bench-analysis: decision latency (20 rollbacks) and PromQL queries per interval (10/100 rollouts)
+bench-analysis: setup testenv prometheus
+	$(PY) benchmarks/analysis_queries.py --results benchmarks/RESULTS.md
+	$(PY) benchmarks/analysis_latency.py --runs 20 --results benchmarks/RESULTS.md
+
+clean:
+	rm -rf $(VENV) .testenv .demo .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+-- resume: continue a rollout frozen by pause.
+obj.spec.paused = false
+return obj

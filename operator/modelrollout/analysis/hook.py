@@ -1,0 +1,87 @@
+"""The shell's handle on analysis: measure when the core's Plan.analysis_due is due.
+
+The reconciler runs in a worker thread (the sync Kubernetes client); the runner is async (httpx).
+`measure_if_due` hands the measurement to the operator's event loop and waits for it, so one
+runner, one connection pool and one query cache serve every ModelDeployment of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+
+from modelrollout.analysis.runner import AnalysisRunner
+from modelrollout.core.analysis_policy import evaluate
+from modelrollout.core.evaluation import AnalysisEvaluator
+from modelrollout.core.observation import AnalysisMeasurements
+from modelrollout.core.plan import AnalysisRequest
+from modelrollout.kube import Kube, ResourceKind
+
+SECRETS = ResourceKind("", "v1", "Secret", "secrets")
+
+# Bounded labels only: the verdict and the run kind (metric names are user-defined).
+MEASUREMENTS = Counter(
+    "modelrollout_analysis_measurements",
+    "Metric measurements taken, by verdict.",
+    ["kind", "verdict"],
+)
+
+
+class SecretNotFound(Exception):
+    pass
+
+
+def _secret_reader(kube: Kube) -> Any:
+    async def read(namespace: str, name: str, key: str) -> str:
+        secret = await asyncio.to_thread(kube.get, SECRETS, namespace, name)
+        data = (secret or {}).get("data") or {}
+        if key not in data:
+            raise SecretNotFound(f"secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode()
+
+    return read
+
+
+@dataclass
+class AnalysisHook:
+    runner: AnalysisRunner
+    loop: asyncio.AbstractEventLoop
+    evaluate: AnalysisEvaluator = evaluate
+    # Upper bound of one measurement (all metrics, retries included).
+    timeout: float = 60.0
+
+    @classmethod
+    def create(cls, kube: Kube) -> AnalysisHook:
+        """Call from the operator's event loop (Kopf startup)."""
+        return cls(AnalysisRunner(read_secret=_secret_reader(kube)), asyncio.get_running_loop())
+
+    async def aclose(self) -> None:
+        await self.runner.aclose()
+
+    async def measure(
+        self, namespace: str, name: str, due: AnalysisRequest
+    ) -> AnalysisMeasurements:
+        results = await self.runner.measure(
+            due.spec, namespace, name, due.canary_revision, due.stable_revision
+        )
+        for r in results:
+            MEASUREMENTS.labels(due.kind.value, r.verdict.value).inc()
+        measured_at = max(
+            (r.measured_at for r in results if r.measured_at is not None),
+            default=dt.datetime.now(dt.UTC),
+        )
+        return AnalysisMeasurements(key=due.key, measured_at=measured_at, results=tuple(results))
+
+    def measure_if_due(
+        self, namespace: str, name: str, due: AnalysisRequest | None, now: dt.datetime
+    ) -> AnalysisMeasurements | None:
+        """Blocking; call from a worker thread, never from the event loop."""
+        if due is None or due.measure_at > now:
+            return None
+        future = asyncio.run_coroutine_threadsafe(self.measure(namespace, name, due), self.loop)
+        return future.result(timeout=self.timeout)

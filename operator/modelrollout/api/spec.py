@@ -1,0 +1,156 @@
+"""ModelDeploymentSpec: the desired state, owned by Git."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from modelrollout.api.analysis import AnalysisSpec
+from modelrollout.api.common import ApiModel, Duration, PathError, cel
+from modelrollout.api.model import ModelSpec
+from modelrollout.api.strategy import AnalysisStepSpec, Strategy
+from modelrollout.api.validation import ValidationSpec
+
+_CANARY_USES_ANALYSIS = (
+    "(self.strategy.canary.steps.exists(s, has(s.analysis)) || has(self.strategy.canary.analysis))"
+)
+_BLUEGREEN_USES_ANALYSIS = (
+    "(has(self.strategy.blueGreen.prePromotionAnalysis)"
+    " || has(self.strategy.blueGreen.postPromotionAnalysis))"
+)
+
+
+def _known(names: str) -> str:
+    """CEL: every name in the list `names` is a metric of spec.analysis."""
+    return f"{names}.all(n, self.analysis.metrics.exists(m, m.name == n))"
+
+
+_STEP_METRICS_EXIST = (
+    "self.strategy.canary.steps.all(s, !has(s.analysis) || !has(s.analysis.metrics)"
+    f" || {_known('s.analysis.metrics')})"
+)
+_BACKGROUND_METRICS_EXIST = (
+    "!has(self.strategy.canary.analysis) || !has(self.strategy.canary.analysis.metrics)"
+    f" || {_known('self.strategy.canary.analysis.metrics')}"
+)
+_BLUEGREEN_METRICS_EXIST = " && ".join(
+    f"(!has(self.strategy.blueGreen.{run}) || !has(self.strategy.blueGreen.{run}.metrics)"
+    f" || {_known(f'self.strategy.blueGreen.{run}.metrics')})"
+    for run in ("prePromotionAnalysis", "postPromotionAnalysis")
+)
+
+
+class ModelDeploymentSpec(ApiModel):
+    """A model served on Kubernetes and rolled out progressively when it changes."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                f"!has(self.strategy.canary) || has(self.analysis) || !{_CANARY_USES_ANALYSIS}",
+                "canary analysis steps and background analysis need spec.analysis",
+                ".analysis",
+            ),
+            (
+                f"!has(self.strategy.blueGreen) || has(self.analysis)"
+                f" || !{_BLUEGREEN_USES_ANALYSIS}",
+                "blueGreen pre/post-promotion analysis needs spec.analysis",
+                ".analysis",
+            ),
+            (
+                f"!has(self.strategy.canary) || !has(self.analysis) || {_STEP_METRICS_EXIST}",
+                "analysis steps may name only metrics defined in spec.analysis.metrics",
+                ".strategy.canary.steps",
+            ),
+            (
+                "!has(self.strategy.canary) || !has(self.analysis)"
+                f" || ({_BACKGROUND_METRICS_EXIST})",
+                "background analysis may name only metrics defined in spec.analysis.metrics",
+                ".strategy.canary.analysis.metrics",
+            ),
+            (
+                "!has(self.strategy.blueGreen) || !has(self.analysis)"
+                f" || ({_BLUEGREEN_METRICS_EXIST})",
+                "blueGreen analysis may name only metrics defined in spec.analysis.metrics",
+                ".strategy.blueGreen",
+            ),
+        )
+    )
+
+    model: ModelSpec = Field(description="The model version to serve.")
+    replicas: int = Field(default=1, ge=0, le=1000, description="Replicas of the stable revision.")
+    template: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Pod template overrides (a PodTemplateSpec fragment merged over the default that "
+            "runs modelrollout's model server: resources, nodeSelector, env, image, ...)."
+        ),
+    )
+    strategy: Strategy = Field(description="How a new model version is rolled out.")
+    analysis: AnalysisSpec | None = Field(
+        default=None, description="How the candidate is judged from Prometheus metrics."
+    )
+    validation: ValidationSpec | None = Field(
+        default=None, description="Offline gate on holdout data before any live traffic."
+    )
+    progress_deadline_seconds: int = Field(
+        default=600,
+        ge=10,
+        le=86400,
+        description="A step that makes no progress (pods not ready) for this long fails.",
+    )
+    revision_history_limit: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="Old revisions kept (scaled to zero) for fast undo; also the history length.",
+    )
+    rollback_window: Duration | None = Field(
+        default=None,
+        description="After promotion, keep the previous revision warm this long for instant undo.",
+    )
+    paused: bool = Field(
+        default=False, description="Freeze the rollout where it is (traffic stays as it is)."
+    )
+
+    @model_validator(mode="after")
+    def _analysis_references(self) -> ModelDeploymentSpec:
+        uses: list[tuple[tuple[str | int, ...], AnalysisStepSpec | None]] = []
+        canary = self.strategy.canary
+        if canary is not None:
+            for i, step in enumerate(canary.steps):
+                if step.analysis is not None:
+                    uses.append((("strategy", "canary", "steps", i, "analysis"), step.analysis))
+            if canary.analysis is not None:
+                uses.append((("strategy", "canary", "analysis"), None))
+        blue_green = self.strategy.blue_green
+        if blue_green is not None:
+            for wire, run in (
+                ("prePromotionAnalysis", blue_green.pre_promotion_analysis),
+                ("postPromotionAnalysis", blue_green.post_promotion_analysis),
+            ):
+                if run is not None:
+                    uses.append((("strategy", "blueGreen", wire), run))
+        if not uses:
+            return self
+        if self.analysis is None:
+            raise PathError(
+                ("analysis",),
+                f"required by {'.'.join(str(p) for p in uses[0][0])}: define spec.analysis",
+            )
+        names = {m.name for m in self.analysis.metrics}
+        for path, run in uses:
+            for j, name in enumerate((run.metrics if run else None) or []):
+                if name not in names:
+                    raise PathError(
+                        (*path, "metrics", j),
+                        f"unknown metric {name!r}: not in spec.analysis.metrics",
+                    )
+        if canary is not None and canary.analysis is not None:
+            for j, name in enumerate(canary.analysis.metrics or []):
+                if name not in names:
+                    raise PathError(
+                        ("strategy", "canary", "analysis", "metrics", j),
+                        f"unknown metric {name!r}: not in spec.analysis.metrics",
+                    )
+        return self

@@ -1,0 +1,1 @@
+"""The kubectl plugin `kubectl modelrollout`: status, list, history and manual controls."""

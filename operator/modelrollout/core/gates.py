@@ -1,0 +1,181 @@
+"""Gates shared by the canary and blue/green machines: validation, analysis runs, pauses."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from enum import Enum
+
+from modelrollout.api import (
+    AnalysisSpec,
+    AnalysisStepSpec,
+    BackgroundAnalysis,
+    Outcome,
+    Phase,
+    ValidationResult,
+)
+from modelrollout.core.context import Context
+from modelrollout.core.evaluation import RunVerdict
+from modelrollout.core.plan import AnalysisKind, AnalysisRequest, ValidationRequest
+from modelrollout.core.steps import Step
+from modelrollout.core.transitions import abort_candidate
+
+ANALYSIS_UNAVAILABLE = "analysis is not available"
+SPEC_PAUSED = "SpecPaused"
+
+
+class Gate(Enum):
+    PASSED = "passed"
+    WAITING = "waiting"
+    FAILED = "failed"
+
+
+def pause(ctx: Context, reason: str, message: str) -> None:
+    """Phase Paused; pauseReason/pauseStartedAt are settled once the decision is complete."""
+    ctx.pause_reason = reason
+    ctx.set_phase(Phase.PAUSED, message, reason)
+
+
+def spec_paused(ctx: Context) -> bool:
+    """spec.paused freezes the rollout; on resume, the paused time does not count for the step."""
+    st = ctx.st
+    if ctx.spec.paused:
+        pause(ctx, SPEC_PAUSED, "paused by spec.paused: set it to false to resume")
+        return True
+    if st.pause_reason == SPEC_PAUSED:
+        if st.pause_started_at is not None and st.step_started_at is not None:
+            st.step_started_at = st.step_started_at + (ctx.now - st.pause_started_at)
+        st.pause_reason = None
+        st.pause_started_at = None
+        ctx.event("Normal", "Resumed", "spec.paused is false: the rollout continues")
+    return False
+
+
+def validation_gate(ctx: Context) -> tuple[Gate, str]:
+    """The offline validation of the candidate, before any live traffic."""
+    candidate = ctx.st.canary_revision
+    if ctx.spec.validation is None or candidate is None:
+        return Gate.PASSED, ""
+    started = ctx.st.rollout_started_at or ctx.now
+    seen = ctx.obs.validation
+    if (
+        seen is not None
+        and seen.revision == candidate
+        and (seen.started_at is None or seen.started_at >= started)
+    ):
+        ctx.st.validation = seen.model_copy(deep=True)
+    result = ctx.st.validation
+    if result is not None and result.revision == candidate:
+        if result.result == ValidationResult.PASSED:
+            return Gate.PASSED, ""
+        if result.result in (ValidationResult.FAILED, ValidationResult.ERROR):
+            return Gate.FAILED, f"validation of revision {candidate} failed: {result.message}"
+    ctx.validation_due = ValidationRequest(revision=candidate, requested_at=started)
+    ctx.set_phase(Phase.VALIDATING, f"validating revision {candidate} offline", "Validating")
+    return Gate.WAITING, ""
+
+
+def effective_analysis(
+    base: AnalysisSpec, run: AnalysisStepSpec | BackgroundAnalysis | None
+) -> AnalysisSpec:
+    """spec.analysis narrowed to the run's metrics, with the run's count."""
+    update: dict[str, object] = {}
+    if run is not None and run.metrics:
+        wanted = set(run.metrics)
+        update["metrics"] = [m for m in base.metrics if m.name in wanted]
+    if isinstance(run, AnalysisStepSpec) and run.count is not None:
+        update["count"] = run.count
+    return base.model_copy(update=update)
+
+
+def run_analysis(
+    ctx: Context,
+    kind: AnalysisKind,
+    run: AnalysisStepSpec | BackgroundAnalysis | None,
+    step_index: int | None,
+    started_at: datetime,
+    label: str,
+) -> tuple[Gate, str]:
+    """Fold fresh measurements into the run and map its verdict onto the rollout.
+
+    Never passes without the evaluator's Successful: unavailable analysis pauses.
+    """
+    candidate = ctx.st.canary_revision
+    background = kind == AnalysisKind.BACKGROUND
+    if ctx.spec.analysis is None or candidate is None:
+        pause(ctx, "AnalysisUnavailable", f"{label}: {ANALYSIS_UNAVAILABLE} (no spec.analysis)")
+        return Gate.WAITING, ""
+    if not ctx.obs.analysis_available or ctx.evaluate is None:
+        pause(ctx, "AnalysisUnavailable", f"{label}: {ANALYSIS_UNAVAILABLE}")
+        return Gate.WAITING, ""
+    key = f"{candidate}/{kind.value}/{step_index if step_index is not None else '-'}/"
+    key += started_at.strftime("%Y%m%dT%H%M%S")
+    request = AnalysisRequest(
+        key=key,
+        kind=kind,
+        spec=effective_analysis(ctx.spec.analysis, run),
+        canary_revision=candidate,
+        stable_revision=ctx.st.stable_revision,
+        started_at=started_at,
+        measure_at=ctx.now,
+        step_index=step_index,
+    )
+    fresh = ctx.obs.measurements
+    outcome = ctx.evaluate(
+        request, ctx.st.analysis, fresh if fresh is not None and fresh.key == key else None, ctx.now
+    )
+    if outcome.analysis is not None:
+        ctx.st.analysis = outcome.analysis
+    verdict = outcome.verdict
+    if verdict == RunVerdict.SUCCESSFUL:
+        ctx.event("Normal", "AnalysisSuccessful", f"{label}: analysis passed")
+        return Gate.PASSED, outcome.message
+    if verdict == RunVerdict.FAILED:
+        return Gate.FAILED, outcome.message or "analysis failed"
+    if verdict == RunVerdict.INCONCLUSIVE:
+        pause(
+            ctx,
+            "AnalysisInconclusive",
+            f"{label}: analysis inconclusive ({outcome.message}): promote to continue, "
+            "abort to roll back",
+        )
+        return Gate.WAITING, outcome.message
+    measure_at = outcome.next_measure_at or ctx.now
+    ctx.analysis_due = replace(request, measure_at=measure_at)
+    ctx.requeue_at(measure_at)
+    if verdict == RunVerdict.ERROR:
+        pause(ctx, "AnalysisError", f"{label}: analysis paused on errors: {outcome.message}")
+    elif not background:
+        ctx.set_phase(
+            Phase.PROGRESSING, f"{label}: analysis running {outcome.message}".strip(), "Analysis"
+        )
+    return Gate.WAITING, outcome.message
+
+
+def before_traffic(ctx: Context) -> Step | None:
+    """Validation and spec.paused, checked before any step: a Step to return, or None to go on."""
+    gate, why = validation_gate(ctx)
+    if gate == Gate.FAILED:
+        abort_candidate(ctx, "ValidationFailed", why, Outcome.ABORTED)
+        return Step.ABORTED
+    if gate == Gate.WAITING or spec_paused(ctx):
+        return Step.IN_PROGRESS
+    return None
+
+
+def wait_for_pods(ctx: Context, what: str, ready: int, needed: int) -> Step:
+    """Wait for the candidate's pods; past progressDeadlineSeconds the candidate is aborted."""
+    if ctx.deadline_passed(ctx.st.step_started_at, ctx.spec.progress_deadline_seconds):
+        abort_candidate(
+            ctx,
+            "ProgressDeadlineExceeded",
+            f"{what}: {ready}/{needed} pods ready after {ctx.spec.progress_deadline_seconds}s",
+            Outcome.ABORTED,
+        )
+        return Step.ABORTED
+    ctx.set_phase(
+        Phase.PROGRESSING,
+        f"{what}: waiting for pods of revision {ctx.st.canary_revision} ({ready}/{needed} ready)",
+        "WaitingForPods",
+    )
+    return Step.IN_PROGRESS

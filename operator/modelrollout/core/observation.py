@@ -1,0 +1,55 @@
+"""What the shell observed, the input of `decide` (frozen: the core never mutates it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelrollout.api import MetricResult, ValidationStatus
+
+
+@dataclass(frozen=True)
+class RevisionObservation:
+    """One existing Deployment `<name>-<revision>` of this ModelDeployment."""
+
+    revision: str
+    replicas: int
+    ready_replicas: int
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TrafficObservation:
+    """What the traffic router reads back (the routing object is the truth after a restart)."""
+
+    stable_revision: str | None
+    canary_revision: str | None
+    canary_weight: int
+    active_revision: str | None = None
+    preview_revision: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisMeasurements:
+    """Results of the measurements the shell just made for `key` (an AnalysisRequest.key)."""
+
+    key: str
+    measured_at: datetime
+    results: tuple[MetricResult, ...]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything `decide` needs from the world besides spec and status."""
+
+    now: datetime
+    generation: int
+    revisions: Mapping[str, RevisionObservation] = field(default_factory=dict)
+    traffic: TrafficObservation | None = None
+    measurements: AnalysisMeasurements | None = None
+    analysis_available: bool = False
+    # Result of the validation Job for a candidate (Plan.validation_due asked for it), if any.
+    validation: ValidationStatus | None = None

@@ -1,0 +1,312 @@
+"""`decide`: the one entry point of the pure core.
+
+A pure function of (spec, status, observation): level-triggered, safe to call any number of times,
+and all rollout state it needs lives in status, so a restarted operator continues where it was.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from modelrollout.api import (
+    ConditionStatus,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Outcome,
+    Phase,
+    parse_duration,
+)
+from modelrollout.core.bluegreen import blue_green_layout, step_blue_green
+from modelrollout.core.canary import canary_layout, step_canary
+from modelrollout.core.conditions import DEGRADED, PROGRESSING, READY, set_condition
+from modelrollout.core.context import ROUTER_RECHECK_SECONDS, Context
+from modelrollout.core.controls import Controls, consume_all, pending_controls
+from modelrollout.core.evaluation import AnalysisEvaluator
+from modelrollout.core.gates import Gate, validation_gate
+from modelrollout.core.observation import Observation, TrafficObservation
+from modelrollout.core.plan import DesiredRevision, Plan, TrafficPlan
+from modelrollout.core.revision import compute_revision
+from modelrollout.core.routing import is_blue_green, uses_replica_weights
+from modelrollout.core.steps import Step
+from modelrollout.core.transitions import (
+    abort_candidate,
+    aborted_reason,
+    clear_candidate,
+    promote_candidate,
+    start_rollout,
+    supersede_candidate,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def decide(
+    name: str,
+    namespace: str,
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    obs: Observation,
+    *,
+    evaluate: AnalysisEvaluator | None = None,
+) -> Plan:
+    """The desired state for one ModelDeployment (see /tmp/team/CORE_SHELL.md)."""
+    ctx = Context(
+        name=name,
+        namespace=namespace,
+        spec=spec,
+        obs=obs,
+        revision=compute_revision(spec),
+        evaluate=evaluate,
+        st=status.model_copy(deep=True),
+    )
+    _lifecycle(ctx, pending_controls(status))
+    _step(ctx, pending_controls(ctx.st))
+    _retain(ctx)
+    prune = _prune(ctx)
+    _finish(ctx)
+    return Plan(
+        status=ctx.st,
+        revisions=tuple(
+            DesiredRevision(revision=r, replicas=n) for r, n in sorted(ctx.desired.items())
+        ),
+        prune=prune,
+        traffic=ctx.traffic,
+        events=tuple(ctx.events),
+        requeue_after=min(ctx.deadlines) if ctx.deadlines else None,
+        analysis_due=ctx.analysis_due,
+        validation_due=ctx.validation_due,
+        revision=ctx.revision,
+    )
+
+
+def _lifecycle(ctx: Context, controls: Controls) -> None:
+    """Which candidate is current: start, supersede, retry or abort it."""
+    st = ctx.st
+    stable, candidate = st.stable_revision, st.canary_revision
+    if ctx.revision == stable:
+        if candidate is not None:
+            supersede_candidate(ctx, f"spec returned to the stable revision {stable}")
+            clear_candidate(ctx)
+            st.handled_requests = consume_all(st)
+        return
+    if candidate != ctx.revision:
+        start_rollout(ctx)
+        return
+    if st.aborted_revision == candidate:
+        if controls.retry:
+            start_rollout(ctx, retried=True)
+        return
+    if controls.abort:
+        if stable is None:
+            ctx.event("Warning", "AbortIgnored", "abort: there is no stable revision to return to")
+        else:
+            abort_candidate(ctx, "Aborted", "aborted by request", Outcome.ABORTED)
+
+
+def _step(ctx: Context, controls: Controls) -> None:
+    st = ctx.st
+    if st.canary_revision is None:
+        _steady(ctx)
+    elif st.aborted_revision == st.canary_revision:
+        _aborted(ctx)
+    elif st.stable_revision is None:
+        _initial(ctx)
+    else:
+        stepper = step_blue_green if is_blue_green(ctx.spec) else step_canary
+        result = stepper(ctx, controls)
+        if result == Step.PROMOTED:
+            promote_candidate(ctx, ctx.promotion_reason)
+            _steady(ctx)
+        elif result == Step.ABORTED:
+            _aborted(ctx)
+        elif is_blue_green(ctx.spec):
+            blue_green_layout(ctx)
+        else:
+            canary_layout(ctx)
+
+
+def _steady(ctx: Context) -> None:
+    st = ctx.st
+    stable = st.stable_revision
+    assert stable is not None
+    replicas = ctx.spec.replicas
+    ctx.desired[stable] = replicas
+    st.canary_weight = 0
+    ctx.traffic = TrafficPlan(
+        stable_revision=stable,
+        active_revision=stable if is_blue_green(ctx.spec) else None,
+        preview_revision=stable if is_blue_green(ctx.spec) else None,
+    )
+    ready = ctx.ready(stable)
+    version = st.stable_model_version or ""
+    if ready >= replicas:
+        ctx.set_phase(
+            Phase.HEALTHY, f"revision {stable} (model version {version}) serving", "RolloutComplete"
+        )
+    else:
+        ctx.set_phase(
+            Phase.PROGRESSING,
+            f"waiting for pods of stable revision {stable} ({ready}/{replicas} ready)",
+            "WaitingForPods",
+        )
+
+
+def _aborted(ctx: Context) -> None:
+    """All traffic on the stable; the aborted candidate scaled to zero."""
+    st = ctx.st
+    stable, candidate = st.stable_revision, st.canary_revision
+    if stable is not None:
+        ctx.desired[stable] = ctx.spec.replicas
+    if candidate is not None:
+        ctx.desired[candidate] = 0
+    st.canary_weight = 0
+    bg = is_blue_green(ctx.spec)
+    ctx.traffic = TrafficPlan(
+        stable_revision=stable,
+        active_revision=stable if bg else None,
+        preview_revision=stable if bg else None,
+    )
+    reason = ctx.degraded_reason or aborted_reason(ctx)
+    message = st.message if st.phase == Phase.DEGRADED else f"revision {candidate} aborted"
+    ctx.set_phase(
+        Phase.DEGRADED, message or f"revision {candidate} aborted: retry or change the spec", reason
+    )
+    ctx.degraded_reason = reason
+
+
+def _initial(ctx: Context) -> None:
+    """No stable yet: the first revision is deployed at once (nothing to compare it with)."""
+    st = ctx.st
+    candidate = st.canary_revision
+    assert candidate is not None
+    replicas = ctx.spec.replicas
+    gate, why = validation_gate(ctx)
+    if gate == Gate.FAILED:
+        abort_candidate(ctx, "ValidationFailed", why, Outcome.ABORTED)
+        _aborted(ctx)
+        return
+    ctx.traffic = TrafficPlan(stable_revision=None)
+    if gate == Gate.WAITING:
+        ctx.desired[candidate] = 0
+        return
+    ready = ctx.ready(candidate)
+    if ready >= replicas:
+        promote_candidate(ctx, "initial deployment")
+        _steady(ctx)
+        return
+    ctx.desired[candidate] = replicas
+    message = f"deploying revision {candidate}: {ready}/{replicas} pods ready"
+    if ctx.deadline_passed(st.step_started_at, ctx.spec.progress_deadline_seconds):
+        ctx.set_phase(
+            Phase.DEGRADED, f"{message}, past the progress deadline", "ProgressDeadlineExceeded"
+        )
+        ctx.degraded_reason = "ProgressDeadlineExceeded"
+    else:
+        ctx.set_phase(Phase.PROGRESSING, message, "WaitingForPods")
+
+
+def _router_sends_traffic(traffic: TrafficObservation | None, revision: str) -> bool:
+    if traffic is None:
+        return False
+    if traffic.active_revision == revision:
+        return True
+    if traffic.stable_revision == revision and traffic.canary_weight < 100:
+        return True
+    return traffic.canary_revision == revision and traffic.canary_weight > 0
+
+
+def _retain(ctx: Context) -> None:
+    """Scale down everything else, but never a revision the router still sends traffic to."""
+    st = ctx.st
+    routed = is_blue_green(ctx.spec) or not uses_replica_weights(ctx.spec)
+    previous = st.previous_stable_revision
+    if routed and previous is not None and previous not in ctx.desired and st.promoted_at:
+        keep = 0.0
+        if ctx.spec.rollback_window is not None:
+            keep = parse_duration(ctx.spec.rollback_window)
+        if ctx.spec.strategy.blue_green is not None:
+            keep = max(keep, float(ctx.spec.strategy.blue_green.scale_down_delay_seconds))
+        if keep > 0 and not ctx.deadline_passed(st.promoted_at, keep):
+            ctx.desired[previous] = ctx.spec.replicas
+    for revision, seen in ctx.obs.revisions.items():
+        if ctx.desired.get(revision, 0) > 0:
+            continue
+        if routed and seen.replicas > 0 and _router_sends_traffic(ctx.obs.traffic, revision):
+            ctx.desired[revision] = seen.replicas
+            ctx.requeue_in(ROUTER_RECHECK_SECONDS)
+            continue
+        ctx.desired.setdefault(revision, 0)
+
+
+def _prune(ctx: Context) -> tuple[str, ...]:
+    """Idle revisions past revisionHistoryLimit (newest kept), never stable/candidate/previous."""
+    st = ctx.st
+    protected = {st.stable_revision, st.canary_revision, st.previous_stable_revision}
+    idle = [
+        seen
+        for revision, seen in ctx.obs.revisions.items()
+        if revision not in protected
+        and ctx.desired.get(revision, 0) == 0
+        and seen.replicas == 0
+        and seen.ready_replicas == 0
+    ]
+    idle.sort(key=lambda s: (s.created_at or _EPOCH, s.revision), reverse=True)
+    pruned = tuple(sorted(s.revision for s in idle[ctx.spec.revision_history_limit :]))
+    for revision in pruned:
+        ctx.desired.pop(revision, None)
+    return pruned
+
+
+def _finish(ctx: Context) -> None:
+    """observedGeneration, replica counts, conditions; every control token recorded as handled."""
+    st = ctx.st
+    now, generation = ctx.now, ctx.obs.generation
+    st.observed_generation = generation
+    st.ready_replicas = ctx.ready(st.stable_revision) if st.stable_revision else None
+    st.canary_ready_replicas = ctx.ready(st.canary_revision) if st.canary_revision else None
+    if st.phase == Phase.PAUSED and ctx.pause_reason is not None:
+        # Compared with the status we were given, so a pause keeps its start across decisions.
+        if st.pause_reason != ctx.pause_reason or st.pause_started_at is None:
+            st.pause_reason = ctx.pause_reason
+            st.pause_started_at = now
+            ctx.event("Normal", "Paused", st.message)
+    else:
+        st.pause_reason = None
+        st.pause_started_at = None
+    stable_ready = st.stable_revision is not None and (st.ready_replicas or 0) >= ctx.spec.replicas
+    conditions = set_condition(
+        st.conditions,
+        READY,
+        ConditionStatus.TRUE if stable_ready else ConditionStatus.FALSE,
+        "StableAvailable" if stable_ready else "StableUnavailable",
+        (
+            f"stable revision {st.stable_revision}: {st.ready_replicas or 0}/{ctx.spec.replicas} "
+            "pods ready"
+            if st.stable_revision
+            else "no stable revision yet"
+        ),
+        now,
+        generation,
+    )
+    rolling = st.phase in (Phase.PROGRESSING, Phase.VALIDATING, Phase.PAUSED)
+    conditions = set_condition(
+        conditions,
+        PROGRESSING,
+        ConditionStatus.TRUE if rolling else ConditionStatus.FALSE,
+        ctx.progress_reason,
+        st.message,
+        now,
+        generation,
+    )
+    degraded = st.phase == Phase.DEGRADED
+    conditions = set_condition(
+        conditions,
+        DEGRADED,
+        ConditionStatus.TRUE if degraded else ConditionStatus.FALSE,
+        (ctx.degraded_reason or "Degraded") if degraded else "AsExpected",
+        st.message if degraded else "",
+        now,
+        generation,
+    )
+    st.conditions = conditions
+    st.handled_requests = consume_all(st)

@@ -1,0 +1,130 @@
+"""Transitions shared by both strategies: start, abort (roll back) and promote a candidate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from modelrollout.api import Outcome, Phase, parse_duration
+from modelrollout.core.conditions import DEGRADED, find
+from modelrollout.core.context import Context
+from modelrollout.core.controls import consume_all
+from modelrollout.core.routing import is_blue_green
+
+# Blue/green stages kept in status.currentStepIndex.
+BG_PREVIEW, BG_AWAITING, BG_SWITCHING, BG_POST = 0, 1, 2, 3
+
+
+def within_rollback_window(ctx: Context, revision: str) -> bool:
+    """Undo to the previous stable inside spec.rollbackWindow skips the steps (fast rollback)."""
+    st = ctx.st
+    if ctx.spec.rollback_window is None or st.promoted_at is None:
+        return False
+    if revision != st.previous_stable_revision:
+        return False
+    window = timedelta(seconds=parse_duration(ctx.spec.rollback_window))
+    return ctx.now < st.promoted_at + window
+
+
+def supersede_candidate(ctx: Context, why: str) -> None:
+    """A candidate the spec no longer names ends in the history (unless it already did)."""
+    st = ctx.st
+    previous = st.canary_revision
+    if previous is None or previous == ctx.revision or st.aborted_revision == previous:
+        return
+    ctx.add_history(previous, st.canary_model_version or "", Outcome.ABORTED, why)
+    ctx.event("Normal", "Superseded", f"revision {previous}: {why}")
+
+
+def clear_candidate(ctx: Context) -> None:
+    """No candidate any more: its bookkeeping leaves the status."""
+    st = ctx.st
+    st.canary_revision = None
+    st.canary_model_version = None
+    st.aborted_revision = None
+    st.current_step_index = None
+    st.step_started_at = None
+    st.rollout_started_at = None
+    st.pause_reason = None
+    st.pause_started_at = None
+    st.canary_weight = 0
+
+
+def start_rollout(ctx: Context, *, retried: bool = False) -> None:
+    """The spec's revision becomes the candidate, from its first step; pending tokens lapse."""
+    st = ctx.st
+    supersede_candidate(ctx, f"superseded by revision {ctx.revision}")
+    fast = st.stable_revision is not None and within_rollback_window(ctx, ctx.revision)
+    st.canary_revision = ctx.revision
+    st.canary_model_version = ctx.spec.model.version
+    st.aborted_revision = None
+    st.step_started_at = ctx.now
+    st.rollout_started_at = ctx.now
+    st.pause_reason = None
+    st.pause_started_at = None
+    st.canary_weight = 0
+    if st.validation is not None and st.validation.revision == ctx.revision:
+        st.validation = None
+    st.handled_requests = consume_all(st)
+    if fast:
+        steps = ctx.spec.strategy.canary.steps if ctx.spec.strategy.canary else []
+        st.current_step_index = BG_SWITCHING if is_blue_green(ctx.spec) else len(steps)
+        ctx.promotion_reason = "fast rollback within rollbackWindow"
+        ctx.event(
+            "Normal",
+            "FastRollback",
+            f"revision {ctx.revision} was stable within rollbackWindow: steps skipped",
+        )
+    else:
+        st.current_step_index = 0
+    verb = "retrying" if retried else "rolling out"
+    ctx.event(
+        "Normal",
+        "RolloutRetried" if retried else "RolloutStarted",
+        f"{verb} revision {ctx.revision} (model version {ctx.spec.model.version})",
+    )
+
+
+def abort_candidate(ctx: Context, reason: str, message: str, outcome: Outcome) -> None:
+    """All traffic back to the stable at once; the candidate is not retried until retry/spec."""
+    st = ctx.st
+    candidate = st.canary_revision
+    if candidate is None:
+        return
+    st.aborted_revision = candidate
+    st.current_step_index = None
+    st.step_started_at = None
+    st.pause_reason = None
+    st.pause_started_at = None
+    ctx.add_history(candidate, st.canary_model_version or "", outcome, f"{reason}: {message}")
+    ctx.event("Warning", reason, f"revision {candidate}: {message}")
+    ctx.set_phase(
+        Phase.DEGRADED, f"revision {candidate} {outcome.value.lower()}: {message}", reason
+    )
+    ctx.degraded_reason = reason
+
+
+def aborted_reason(ctx: Context) -> str:
+    """The reason of an earlier abort, kept in the Degraded condition."""
+    degraded = find(ctx.st.conditions, DEGRADED)
+    if degraded is not None and degraded.status == "True" and degraded.reason:
+        return degraded.reason
+    return "Aborted"
+
+
+def promote_candidate(ctx: Context, how: str) -> None:
+    """The candidate becomes the stable; the old stable stays up until traffic has left it."""
+    st = ctx.st
+    candidate = st.canary_revision
+    if candidate is None:
+        return
+    version = st.canary_model_version or ctx.spec.model.version
+    ctx.add_history(candidate, version, Outcome.PROMOTED, how)
+    ctx.event(
+        "Normal", "Promoted", f"revision {candidate} (model version {version}) promoted: {how}"
+    )
+    if st.stable_revision is not None and st.stable_revision != candidate:
+        st.previous_stable_revision = st.stable_revision
+    st.stable_revision = candidate
+    st.stable_model_version = version
+    st.promoted_at = ctx.now
+    clear_candidate(ctx)

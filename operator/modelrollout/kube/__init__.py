@@ -1,0 +1,31 @@
+"""Thin Kubernetes I/O for the operator (sync client; call it via asyncio.to_thread)."""
+
+from modelrollout.kube.client import USER_AGENT, make_api_client
+from modelrollout.kube.resources import (
+    DEPLOYMENTS,
+    EVENTS,
+    HTTPROUTES,
+    INGRESSES,
+    MODELDEPLOYMENTS,
+    SERVICES,
+    VIRTUALSERVICES,
+    ResourceKind,
+)
+from modelrollout.kube.rest import Conflict, Kube, KubeError, NotFound
+
+__all__ = [
+    "DEPLOYMENTS",
+    "EVENTS",
+    "HTTPROUTES",
+    "INGRESSES",
+    "MODELDEPLOYMENTS",
+    "SERVICES",
+    "USER_AGENT",
+    "VIRTUALSERVICES",
+    "Conflict",
+    "Kube",
+    "KubeError",
+    "NotFound",
+    "ResourceKind",
+    "make_api_client",
+]

@@ -1,0 +1,44 @@
+"""The API resources the operator reads and writes, addressed by REST path (no discovery)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{name}"
+            if subresource is not None:
+                base += f"/{subresource}"
+        return base
+
+
+MODELDEPLOYMENTS = ResourceKind(
+    "modelrollout.io", "v1alpha1", "ModelDeployment", "modeldeployments"
+)
+DEPLOYMENTS = ResourceKind("apps", "v1", "Deployment", "deployments")
+SERVICES = ResourceKind("", "v1", "Service", "services")
+EVENTS = ResourceKind("", "v1", "Event", "events")
+INGRESSES = ResourceKind("networking.k8s.io", "v1", "Ingress", "ingresses")
+HTTPROUTES = ResourceKind("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes")
+VIRTUALSERVICES = ResourceKind(
+    "networking.istio.io", "v1beta1", "VirtualService", "virtualservices"
+)

@@ -1,0 +1,141 @@
+"""Generic JSON requests against the API server through the kubernetes client's REST layer.
+
+Paths are built from ResourceKind (no discovery round-trips), so the same few verbs serve built-in
+kinds and CRDs (HTTPRoute, VirtualService, ModelDeployment) alike. All methods are synchronous:
+call them from async code through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client
+
+from modelrollout.kube.resources import ResourceKind
+from modelrollout.metrics import KUBE_REQUESTS
+
+FIELD_MANAGER = "modelrollout"
+JSON = dict[str, Any]
+_TIMEOUT = (5.0, 30.0)  # connect, read
+
+
+class KubeError(Exception):
+    """A request the API server refused; `status` is the HTTP status code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    """409: a resourceVersion precondition failed or an apply conflicted."""
+
+
+def _error(status: int, body: bytes) -> KubeError:
+    try:
+        message = str(json.loads(body).get("message", ""))
+    except ValueError:
+        message = body.decode(errors="replace")[:500]
+    if status == 404:
+        return NotFound(status, message)
+    if status == 409:
+        return Conflict(status, message)
+    return KubeError(status, message)
+
+
+class Kube:
+    """The operator's handle on the API server: get, list, apply, patch, delete, create."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> JSON:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        prepared = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        KUBE_REQUESTS.labels(method).inc()
+        response = self.api.call_api(*prepared, _request_timeout=_TIMEOUT)
+        data: bytes = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status < 300:
+            raise _error(response.status, data)
+        if not data:
+            return {}
+        result: JSON = json.loads(data)
+        return result
+
+    def get(self, kind: ResourceKind, namespace: str, name: str) -> JSON | None:
+        try:
+            return self.request("GET", kind.path(namespace, name))
+        except NotFound:
+            return None
+
+    def list(self, kind: ResourceKind, namespace: str | None, label_selector: str) -> list[JSON]:
+        result = self.request("GET", kind.path(namespace), query={"labelSelector": label_selector})
+        items: list[JSON] = result.get("items", [])
+        return items
+
+    def apply(self, kind: ResourceKind, manifest: JSON, *, force: bool = True) -> JSON:
+        """Server-side apply as field manager "modelrollout" (force: these fields are ours)."""
+        meta = manifest["metadata"]
+        body = {"apiVersion": kind.api_version, "kind": kind.kind, **manifest}
+        query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"}
+        return self.request(
+            "PATCH",
+            kind.path(meta.get("namespace"), meta["name"]),
+            query=query,
+            body=body,
+            content_type="application/apply-patch+yaml",
+        )
+
+    def merge_patch(
+        self,
+        kind: ResourceKind,
+        namespace: str,
+        name: str,
+        patch: JSON,
+        subresource: str | None = None,
+    ) -> JSON:
+        return self.request(
+            "PATCH",
+            kind.path(namespace, name, subresource),
+            query={"fieldManager": FIELD_MANAGER},
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
+    def create(self, kind: ResourceKind, namespace: str, body: JSON) -> JSON:
+        return self.request(
+            "POST", kind.path(namespace), query={"fieldManager": FIELD_MANAGER}, body=body
+        )
+
+    def delete(self, kind: ResourceKind, namespace: str, name: str) -> bool:
+        """Delete in the background (the garbage collector removes dependents); False if absent."""
+        try:
+            self.request(
+                "DELETE",
+                kind.path(namespace, name),
+                body={"propagationPolicy": "Background"},
+            )
+        except NotFound:
+            return False
+        return True

@@ -1,0 +1,82 @@
+"""The operator's own Prometheus metrics (prefix modelrollout_).
+
+Per-object series are computed at scrape time from the last status each reconcile saw, so a
+deleted ModelDeployment leaves no series behind. Model versions never become label values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+RECONCILES = Counter(
+    "modelrollout_reconcile",
+    "Reconciliations of ModelDeployments, by result (success, conflict, error).",
+    ["result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "modelrollout_reconcile_duration_seconds",
+    "Time for one reconcile: observe, decide, apply.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+KUBE_REQUESTS = Counter(
+    "modelrollout_kube_requests",
+    "Requests of the reconciler's Kubernetes client (Kopf's watches not included), by verb.",
+    ["verb"],
+)
+EVENTS = Counter(
+    "modelrollout_events",
+    "Kubernetes events the operator posted, by type and reason.",
+    ["type", "reason"],
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    phase: str
+    canary_weight: int
+
+
+_SNAPSHOTS: dict[tuple[str, str], Snapshot] = {}
+
+
+def record(namespace: str, name: str, phase: str, canary_weight: int) -> None:
+    _SNAPSHOTS[namespace, name] = Snapshot(phase, canary_weight)
+
+
+def forget(namespace: str, name: str) -> None:
+    _SNAPSHOTS.pop((namespace, name), None)
+
+
+class _ObjectCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snapshots = dict(_SNAPSHOTS)  # reconciles may change it while we iterate
+        by_phase = GaugeMetricFamily(
+            "modelrollout_modeldeployments",
+            "ModelDeployments this operator knows, by phase.",
+            labels=["phase"],
+        )
+        for phase, count in sorted(Tally(s.phase for s in snapshots.values()).items()):
+            by_phase.add_metric([phase], count)
+        weight = GaugeMetricFamily(
+            "modelrollout_canary_weight_ratio",
+            "Share of traffic sent to the canary (0..1), per ModelDeployment.",
+            labels=["namespace", "name"],
+        )
+        for (namespace, name), snapshot in sorted(snapshots.items()):
+            weight.add_metric([namespace, name], snapshot.canary_weight / 100)
+        yield by_phase
+        yield weight
+
+
+REGISTRY.register(_ObjectCollector())
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    """prometheus-client's own HTTP server (Kopf's liveness endpoint is not Prometheus)."""
+    start_http_server(port, addr=address)

@@ -1,0 +1,264 @@
+"""One idempotent reconcile: observe -> core.decide -> carry out the Plan.
+
+Level-triggered and safe to run any number of times: everything that matters is read from the
+API server (the ModelDeployment, its Deployments, the routing objects), so a restarted operator
+continues where the status says it was. The spec is never written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field, replace
+
+from pydantic import ValidationError
+
+from modelrollout import metrics
+from modelrollout.analysis.hook import AnalysisHook
+from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
+from modelrollout.core.children import (
+    DEFAULT_SERVER_IMAGE,
+    OwnerRef,
+    deployment_manifest,
+    deployment_name,
+    service_manifests,
+)
+from modelrollout.core.observation import Observation, RevisionObservation, TrafficObservation
+from modelrollout.core.plan import Plan
+from modelrollout.core.reconcile import decide
+from modelrollout.core.revision import compute_revision
+from modelrollout.core.routing import is_blue_green
+from modelrollout.kube import (
+    DEPLOYMENTS,
+    MODELDEPLOYMENTS,
+    SERVICES,
+    Conflict,
+    Kube,
+    ResourceKind,
+    validation,
+)
+from modelrollout.kube.events import post_event
+from modelrollout.kube.observe import observe_revisions
+from modelrollout.kube.rest import JSON
+from modelrollout.kube.status import patch_status
+from modelrollout.traffic.base import Target, TrafficRouter
+from modelrollout.traffic.factory import router_for
+
+log = logging.getLogger(__name__)
+
+CONFLICT_RETRY_SECONDS = 0.2
+
+
+@dataclass
+class Shell:
+    """The operator's process-wide I/O state (one per operator process)."""
+
+    kube: Kube
+    # Metric analysis (Prometheus); None: analysis steps pause as "not available".
+    analysis: AnalysisHook | None = None
+    server_image: str = field(
+        default_factory=lambda: os.environ.get("MODELROLLOUT_SERVER_IMAGE", DEFAULT_SERVER_IMAGE)
+    )
+    # What this process last applied per child: unchanged manifests are not sent again.
+    # Only an optimisation: a restarted process starts empty and applies everything once.
+    applied: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # resourceVersion of our own last status write per object, so its watch event is ignored.
+    written: dict[tuple[str, str], str] = field(default_factory=dict)
+    invalid: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.written.pop((namespace, name), None)
+        self.invalid.pop((namespace, name), None)
+        prefix = f"{name}-"
+        for key in [k for k in self.applied if k[1] == namespace and k[2].startswith(prefix)]:
+            del self.applied[key]
+        for key in [k for k in self.applied if k[1] == namespace and k[2] == name]:
+            del self.applied[key]
+
+
+def _digest(manifest: JSON) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def _apply(shell: Shell, kind: ResourceKind, manifest: JSON, force_send: bool = False) -> None:
+    meta = manifest["metadata"]
+    key = (kind.plural, meta["namespace"], meta["name"])
+    digest = _digest(manifest)
+    if not force_send and shell.applied.get(key) == digest:
+        return
+    shell.kube.apply(kind, manifest)
+    shell.applied[key] = digest
+
+
+def _scale(shell: Shell, namespace: str, name: str, replicas: int) -> None:
+    """Old revisions are only scaled: their template came from an older spec."""
+    shell.kube.merge_patch(DEPLOYMENTS, namespace, name, {"spec": {"replicas": replicas}})
+
+
+@dataclass(frozen=True)
+class _Context:
+    body: JSON
+    name: str
+    namespace: str
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus
+    owner: OwnerRef
+    target: Target
+    router: TrafficRouter
+    revision: str
+
+
+def _observe(
+    ctx: _Context, kube: Kube
+) -> tuple[dict[str, RevisionObservation], TrafficObservation | None]:
+    revisions = observe_revisions(kube, ctx.namespace, ctx.name)
+    traffic = ctx.router.current_weight(ctx.target)
+    return revisions, traffic
+
+
+def _carry_out(
+    shell: Shell, ctx: _Context, plan: Plan, observed: dict[str, RevisionObservation]
+) -> None:
+    """Children first (Deployments, Services, routing), then pruning; status comes after."""
+    for desired in plan.revisions:
+        seen = observed.get(desired.revision)
+        if desired.revision == ctx.revision:
+            manifest = deployment_manifest(
+                ctx.owner,
+                ctx.namespace,
+                ctx.spec,
+                desired.revision,
+                desired.replicas,
+                image=shell.server_image,
+            )
+            drifted = seen is not None and seen.replicas != desired.replicas
+            _apply(shell, DEPLOYMENTS, manifest, force_send=seen is None or drifted)
+        elif seen is not None and seen.replicas != desired.replicas:
+            _scale(
+                shell, ctx.namespace, deployment_name(ctx.name, desired.revision), desired.replicas
+            )
+        elif seen is None:
+            log.warning("revision %s has no Deployment to scale; skipped", desired.revision)
+    for manifest in service_manifests(ctx.owner, ctx.namespace, ctx.spec, plan.traffic):
+        _apply(shell, SERVICES, manifest)
+    traffic = plan.traffic
+    if is_blue_green(ctx.spec):
+        if traffic.active_revision is not None:
+            ctx.router.switch_active(ctx.target, traffic.active_revision, traffic.preview_revision)
+    elif traffic.stable_revision is not None:
+        ctx.router.set_weight(
+            ctx.target, traffic.stable_revision, traffic.canary_revision, traffic.canary_weight
+        )
+    for revision in plan.prune:
+        child = deployment_name(ctx.name, revision)
+        shell.kube.delete(DEPLOYMENTS, ctx.namespace, child)
+        shell.applied.pop((DEPLOYMENTS.plural, ctx.namespace, child), None)
+
+
+def _write_status(shell: Shell, ctx: _Context, plan: Plan) -> bool:
+    """False when someone changed the object since we read it (reconcile again)."""
+    meta = ctx.body["metadata"]
+    old: JSON = ctx.body.get("status") or {}
+    new = plan.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    try:
+        result = patch_status(
+            shell.kube, ctx.namespace, ctx.name, old, new, meta["resourceVersion"]
+        )
+    except Conflict:
+        return False
+    if result is not None:
+        shell.written[ctx.namespace, ctx.name] = result["metadata"]["resourceVersion"]
+    for event in plan.events:
+        log.info("%s/%s: %s: %s", ctx.namespace, ctx.name, event.reason, event.message)
+        post_event(shell.kube, ctx.body, event.type, event.reason, event.message)
+        metrics.EVENTS.labels(event.type, event.reason).inc()
+    return True
+
+
+def _context(shell: Shell, body: JSON) -> _Context | None:
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    try:
+        spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+        status = ModelDeploymentStatus.model_validate(body.get("status") or {})
+    except ValidationError as error:
+        generation = int(meta.get("generation", 0))
+        if shell.invalid.get((namespace, name)) != generation:
+            shell.invalid[namespace, name] = generation
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            post_event(shell.kube, body, "Warning", "InvalidSpec", f"{where}: {first['msg']}")
+        return None
+    owner = OwnerRef.for_md(name, meta["uid"])
+    target = Target(name, namespace, owner.manifest())
+    return _Context(
+        body=body,
+        name=name,
+        namespace=namespace,
+        spec=spec,
+        status=status,
+        owner=owner,
+        target=target,
+        router=router_for(spec, shell.kube),
+        revision=compute_revision(spec),
+    )
+
+
+def reconcile_sync(shell: Shell, namespace: str, name: str) -> float | None:
+    """Blocking body of one reconcile; returns seconds until the next deadline, if any."""
+    body = shell.kube.get(MODELDEPLOYMENTS, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    ctx = _context(shell, body)
+    if ctx is None:
+        return None
+    observed, traffic = _observe(ctx, shell.kube)
+    obs = Observation(
+        now=dt.datetime.now(dt.UTC),
+        generation=int(body["metadata"].get("generation", 0)),
+        revisions=observed,
+        traffic=traffic,
+        analysis_available=shell.analysis is not None,
+        validation=validation.observe_for(shell.kube, namespace, name, ctx.spec, ctx.revision),
+    )
+    evaluate = shell.analysis.evaluate if shell.analysis is not None else None
+    plan = decide(name, namespace, ctx.spec, ctx.status, obs, evaluate=evaluate)
+    if shell.analysis is not None:
+        # Measure what the core asked for, then decide again with the results (analysis hook).
+        due = plan.analysis_due
+        measured = shell.analysis.measure_if_due(namespace, name, due, obs.now)
+        if measured is not None:
+            obs = replace(obs, measurements=measured)
+            plan = decide(name, namespace, ctx.spec, ctx.status, obs, evaluate=evaluate)
+    _carry_out(shell, ctx, plan, observed)
+    if plan.validation_due is not None:
+        validation.start_for(
+            shell.kube,
+            ctx.owner,
+            namespace,
+            ctx.spec,
+            plan.status,
+            plan.validation_due,
+            shell.server_image,
+        )
+    if not _write_status(shell, ctx, plan):
+        metrics.RECONCILES.labels("conflict").inc()
+        return CONFLICT_RETRY_SECONDS
+    phase = plan.status.phase.value if plan.status.phase else "Pending"
+    metrics.record(namespace, name, phase, plan.status.canary_weight)
+    metrics.RECONCILES.labels("success").inc()
+    return plan.requeue_after
+
+
+async def reconcile(shell: Shell, namespace: str, name: str) -> float | None:
+    """Observe, decide, act; the sync client runs in a worker thread (never on the loop)."""
+    with metrics.RECONCILE_SECONDS.time():
+        try:
+            return await asyncio.to_thread(reconcile_sync, shell, namespace, name)
+        except Exception:
+            metrics.RECONCILES.labels("error").inc()
+            raise

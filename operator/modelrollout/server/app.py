@@ -1,0 +1,210 @@
+"""The aiohttp application: Open Inference Protocol v2 routes and /metrics.
+
+Inference runs inline on the event loop: scikit-learn calls take microseconds to a few
+milliseconds, and a thread hop would cost more than it frees. Scale out with --workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from aiohttp import web
+
+from modelrollout import __version__
+from modelrollout.server.faults import Faults, InjectedFault
+from modelrollout.server.inference import PREDICT, PREDICT_PROBA, Predictor
+from modelrollout.server.loading import LoadedModel
+from modelrollout.server.metrics import ServerMetrics
+from modelrollout.server.tensors import RequestError, decode_request, dtype_name, features_matrix
+
+log = logging.getLogger("modelrollout.server")
+
+_JSON = {"Content-Type": "application/json"}
+_PROMETHEUS = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+
+
+class ServerState:
+    """What the handlers read: the model (once loaded), readiness, metrics, faults."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        metrics: ServerMetrics,
+        faults: Faults,
+        max_body_bytes: int,
+        fast_path: bool = True,
+    ) -> None:
+        self.name = name
+        self.fast_path = fast_path
+        self.version = version
+        self.metrics = metrics
+        self.faults = faults
+        self.max_body_bytes = max_body_bytes
+        self.predictor: Predictor | None = None
+        self.load_error: str | None = None
+        self.draining = False
+
+    @property
+    def ready(self) -> bool:
+        return self.predictor is not None and not self.draining
+
+    def set_model(self, model: LoadedModel) -> None:
+        self.predictor = Predictor(model, self.faults, self.fast_path)
+        self.metrics.set_classes(model.classes)
+        self.metrics.set_ready(self.ready)
+
+    def set_draining(self) -> None:
+        self.draining = True
+        self.metrics.set_ready(False)
+
+
+def _json(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, headers=_JSON)
+
+
+def _error(message: str, status: int) -> web.Response:
+    return _json({"error": message}, status)
+
+
+def build_app(state: ServerState) -> web.Application:
+    # The body limit is enforced by aiohttp while reading; we turn its 413 into the
+    # protocol's error body below.
+    app = web.Application(client_max_size=state.max_body_bytes)
+    h = _Handlers(state)
+    # aiohttp tries routes in order: the hot path first.
+    app.router.add_post("/v2/models/{name}/infer", h.infer)
+    app.router.add_post("/v2/models/{name}/versions/{version}/infer", h.infer)
+    app.router.add_get("/v2/health/live", h.live)
+    app.router.add_get("/v2/health/ready", h.ready)
+    app.router.add_get("/v2", h.server_metadata)
+    app.router.add_get("/v2/models/{name}", h.model_metadata)
+    app.router.add_get("/v2/models/{name}/versions/{version}", h.model_metadata)
+    app.router.add_get("/v2/models/{name}/ready", h.model_ready)
+    app.router.add_get("/v2/models/{name}/versions/{version}/ready", h.model_ready)
+    app.router.add_get("/metrics", h.metrics)
+    app.router.add_route("*", "/{tail:.*}", h.not_found)
+    return app
+
+
+class _Handlers:
+    def __init__(self, state: ServerState) -> None:
+        self.s = state
+
+    async def live(self, request: web.Request) -> web.Response:
+        return _json({"live": True})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        return _json({"ready": self.s.ready}, 200 if self.s.ready else 503)
+
+    async def server_metadata(self, request: web.Request) -> web.Response:
+        return _json({"name": "modelrollout-server", "version": __version__, "extensions": []})
+
+    def _check_model(self, request: web.Request) -> Predictor:
+        """The addressed model, or a RequestError with the protocol's status."""
+        info = request.match_info
+        if info["name"] != self.s.name:
+            raise RequestError(f"model {info['name']!r} not found", 404)
+        version = info.get("version")
+        if version is not None and version != self.s.version:
+            raise RequestError(f"model {info['name']!r} has no version {version!r}", 404)
+        if self.s.predictor is None:
+            why = self.s.load_error or "still loading"
+            raise RequestError(f"model {self.s.name!r} is not ready: {why}", 503)
+        return self.s.predictor
+
+    async def model_ready(self, request: web.Request) -> web.Response:
+        try:
+            self._check_model(request)
+        except RequestError as exc:
+            if exc.status != 503:
+                return _error(exc.message, exc.status)
+        ready = self.s.ready
+        return _json({"name": self.s.name, "ready": ready}, 200 if ready else 503)
+
+    async def model_metadata(self, request: web.Request) -> web.Response:
+        try:
+            predictor = self._check_model(request)
+        except RequestError as exc:
+            return _error(exc.message, exc.status)
+        return _json(_metadata(self.s, predictor))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.s.metrics.exposition(), headers=_PROMETHEUS)
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        return _error(f"no route for {request.method} {request.path}", 404)
+
+    async def infer(self, request: web.Request) -> web.Response:
+        start = time.perf_counter()
+        s = self.s
+        ok = False
+        try:
+            predictor = self._check_model(request)
+            length = request.content_length
+            if length is not None and length > s.max_body_bytes:
+                raise RequestError(f"body over the limit of {s.max_body_bytes} bytes", 413)
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise RequestError(
+                    f"body over the limit of {s.max_body_bytes} bytes", 413
+                ) from None
+            req = decode_request(body)
+            model = predictor.model
+            x = features_matrix(req.inputs, model.n_features, model.feature_names)
+            s.faults.maybe_fail()
+            pred = predictor(x, req.outputs)
+            if s.faults.config.latency_ms:
+                await asyncio.sleep(s.faults.config.latency_ms / 1000.0)
+            payload: dict[str, Any] = {
+                "model_name": s.name,
+                "model_version": s.version,
+                "outputs": pred.outputs,
+            }
+            if req.id is not None:
+                payload["id"] = req.id
+            response = _json(payload)
+            if pred.class_indices is not None:
+                s.metrics.observe_classes(pred.class_indices)
+            if pred.values is not None:
+                s.metrics.observe_values(pred.values)
+            ok = True
+            return response
+        except RequestError as exc:
+            return _error(exc.message, exc.status)
+        except InjectedFault as exc:
+            return _error(str(exc), 500)
+        except Exception as exc:  # a genuine model error: the only 5xx we answer
+            log.exception("inference failed")
+            return _error(f"inference failed: {type(exc).__name__}", 500)
+        finally:
+            s.metrics.observe_request(ok, time.perf_counter() - start)
+
+
+def _metadata(state: ServerState, predictor: Predictor) -> dict[str, Any]:
+    model = predictor.model
+    n = model.n_features if model.n_features is not None else -1
+    outputs: list[dict[str, Any]] = []
+    if model.classes is not None:
+        kind = np.asarray(model.classes).dtype.kind
+        outputs.append({"name": PREDICT, "datatype": dtype_name(kind), "shape": [-1]})
+        if model.has_proba:
+            outputs.append(
+                {"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)]}
+            )
+    else:
+        outputs.append({"name": PREDICT, "datatype": "FP64", "shape": [-1]})
+    return {
+        "name": state.name,
+        "versions": [state.version] if state.version else [],
+        "platform": "sklearn",
+        "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}],
+        "outputs": outputs,
+        "parameters": {"sha256": model.sha256},
+    }

@@ -1,0 +1,89 @@
+"""Reading model artifacts from URIs into memory.
+
+The bytes are read once and everything after (digest check, deserialization) works on
+that copy, so a file that changes on disk between the check and the load cannot slip
+through.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+DEFAULT_PVC_ROOT = "/mnt/models"
+PVC_ROOT_ENV = "MODELROLLOUT_PVC_ROOT"
+
+
+class FetchError(Exception):
+    """The artifact could not be read; the message is one line saying why."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A model file (``files == {"": data}``) or a directory (relative path -> bytes)."""
+
+    location: str
+    files: dict[str, bytes]
+    is_dir: bool
+
+    @property
+    def data(self) -> bytes:
+        return self.files[""]
+
+
+def resolve_uri(uri: str, pvc_root: str | None = None) -> str:
+    """Map ``pvc://claim/path`` to the path where the claim is mounted; others unchanged."""
+    if uri.startswith("pvc://"):
+        rest = uri[len("pvc://") :].lstrip("/")
+        if not rest:
+            raise FetchError(f"pvc URI {uri!r} names no claim")
+        root = pvc_root or os.environ.get(PVC_ROOT_ENV, DEFAULT_PVC_ROOT)
+        return os.path.join(root, rest)
+    return uri
+
+
+def read_artifact(uri: str, pvc_root: str | None = None) -> Artifact:
+    location = resolve_uri(uri, pvc_root)
+    try:
+        fs, path = url_to_fs(location)
+    except (ImportError, ValueError) as exc:
+        # s3:// without the optional extra lands here (fsspec names the missing package).
+        raise FetchError(f"cannot open {uri!r}: {one_line(exc)}") from exc
+    try:
+        if _is_dir(fs, path):
+            return Artifact(location, _read_tree(fs, path), is_dir=True)
+        with fsspec.open(location, "rb") as f:
+            data = f.read()
+        return Artifact(location, {"": data}, is_dir=False)
+    except FetchError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise FetchError(f"cannot read {uri!r}: {one_line(exc)}") from exc
+    except Exception as exc:  # network stacks raise their own types (aiohttp, botocore)
+        raise FetchError(f"cannot read {uri!r}: {type(exc).__name__}: {one_line(exc)}") from exc
+
+
+def _is_dir(fs: Any, path: str) -> bool:
+    try:
+        return bool(fs.isdir(path))
+    except (OSError, NotImplementedError):
+        return False
+
+
+def _read_tree(fs: Any, root: str) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    base = root.rstrip("/") + "/"
+    for full in sorted(fs.find(root)):
+        rel = full[len(base) :] if full.startswith(base) else full.rsplit("/", 1)[-1]
+        files[rel] = fs.cat_file(full)
+    if not files:
+        raise FetchError(f"directory {root!r} is empty")
+    return files
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,120 @@
+"""Running a loaded scikit-learn model on a decoded request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelrollout.server.fastpath import Proba, accepts, compile_proba
+from modelrollout.server.faults import Faults
+from modelrollout.server.fetch import one_line
+from modelrollout.server.loading import LoadedModel
+from modelrollout.server.tensors import RequestError, output_tensor
+
+PREDICT = "predict"
+PREDICT_PROBA = "predict_proba"
+
+# Estimators whose predict() is exactly the argmax of predict_proba(): for them one
+# predict_proba call gives both outputs. Others (e.g. SVC, whose Platt-scaled
+# probabilities can disagree with its decision function) get two calls.
+_ARGMAX_CONSISTENT = (
+    "LogisticRegression",
+    "LogisticRegressionCV",
+    "RandomForestClassifier",
+    "ExtraTreesClassifier",
+    "DecisionTreeClassifier",
+    "ExtraTreeClassifier",
+    "GradientBoostingClassifier",
+    "HistGradientBoostingClassifier",
+    "GaussianNB",
+    "MultinomialNB",
+    "BernoulliNB",
+    "ComplementNB",
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    outputs: list[dict[str, Any]]
+    class_indices: np.ndarray[Any, Any] | None  # index into classes_, for class counts
+    values: np.ndarray[Any, Any] | None  # regressor values or top probabilities
+
+
+class Predictor:
+    def __init__(self, model: LoadedModel, faults: Faults, fast_path: bool = True) -> None:
+        self.model = model
+        self.faults = faults
+        self._est = model.estimator
+        self._classes = np.asarray(model.classes) if model.classes is not None else None
+        self._shift = bool(faults.config.prediction_shift)
+        self._argmax_ok = model.has_proba and _final_step_name(self._est) in _ARGMAX_CONSISTENT
+        self.output_names = [PREDICT, PREDICT_PROBA] if model.has_proba else [PREDICT]
+        compiled = compile_proba(self._est, model.n_features) if fast_path else None
+        self._fast: Proba | None = compiled[0] if compiled else None
+        self.fast_path = compiled[1] if compiled else None
+
+    def _proba(self, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        if self._fast is not None and accepts(x):
+            return self._fast(x)
+        return np.asarray(self._est.predict_proba(x), dtype=np.float64)
+
+    def __call__(self, x: np.ndarray[Any, Any], wanted: list[str] | None) -> Prediction:
+        names = self.output_names if wanted is None else wanted
+        for name in names:
+            if name not in self.output_names:
+                raise RequestError(f"unknown output {name!r}; this model has {self.output_names}")
+        try:
+            if self._classes is None:
+                return self._regress(x)
+            return self._classify(x, names)
+        except (ValueError, TypeError) as exc:
+            # scikit-learn's own input validation raises these: the input's fault.
+            raise RequestError(f"the model rejected the input: {one_line(exc)}") from exc
+
+    def _regress(self, x: np.ndarray[Any, Any]) -> Prediction:
+        values = np.asarray(self._est.predict(x))
+        if self._shift and values.dtype.kind in "fiu":
+            values = self.faults.shift_values(values)
+        numeric = values if values.dtype.kind in "fiu" else None
+        return Prediction([output_tensor(PREDICT, values)], None, numeric)
+
+    def _classify(self, x: np.ndarray[Any, Any], names: list[str]) -> Prediction:
+        assert self._classes is not None
+        want_proba = PREDICT_PROBA in names
+        proba = None
+        if self.model.has_proba and (want_proba or self._argmax_ok or self._shift):
+            proba = self._proba(x)
+            if self._shift:
+                proba = self.faults.shift_probabilities(proba)
+        if proba is not None and (self._argmax_ok or self._shift):
+            idx = proba.argmax(axis=1)
+        else:
+            idx = self._indices(np.asarray(self._est.predict(x)))
+            if self._shift and idx is not None:
+                idx = self.faults.shift_classes(idx, len(self._classes))
+        outputs = []
+        if PREDICT in names:
+            preds = self._classes[idx] if idx is not None else self._est.predict(x)
+            outputs.append(output_tensor(PREDICT, np.asarray(preds)))
+        if want_proba and proba is not None:
+            outputs.append(output_tensor(PREDICT_PROBA, proba))
+        top = proba.max(axis=1) if proba is not None else None
+        return Prediction(outputs, idx, top)
+
+    def _indices(self, preds: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+        assert self._classes is not None
+        if preds.ndim != 1:
+            return None
+        idx = np.searchsorted(self._classes, preds)
+        idx = np.minimum(idx, len(self._classes) - 1)
+        # classes_ is sorted for scikit-learn classifiers; anything else skips class counts.
+        return idx if np.array_equal(self._classes[idx], preds) else None
+
+
+def _final_step_name(estimator: Any) -> str:
+    steps = getattr(estimator, "steps", None)
+    if isinstance(steps, list) and steps:
+        return _final_step_name(steps[-1][1])
+    return type(estimator).__name__

@@ -1,0 +1,330 @@
+"""End-to-end pieces: a model artifact, model-server processes per revision, a load generator
+that follows the weights the operator wrote to the HTTPRoute, and the rollout environment.
+
+kwok runs no containers, so the test runs one real `modelrollout-server` per revision itself and
+points Prometheus at it with target labels namespace/name/revision, as a Kubernetes service
+discovery with relabelling would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import skops.io
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
+from modelrollout.api import ModelDeploymentSpec
+from modelrollout.core.revision import compute_revision
+from modelrollout.kube import HTTPROUTES, SERVICES, Kube, make_api_client
+from tests.e2e.prometheus import PrometheusProcess, Target
+from tests.integration.operator_process import Operator, apply, status
+from tests.server.process import ServerProcess
+from tests.testenv.controlplane import ControlPlane
+
+REPO = Path(__file__).resolve().parents[2]
+HTTPROUTE_CRD = REPO / "tests" / "integration" / "crds" / "httproute.yaml"
+MD_CRD = REPO / "manifests" / "crds" / "modelrollout.io_modeldeployments.yaml"
+NAME = "fraud"
+ROUTE = "fraud-route"
+FEATURES = 4
+X, Y = make_classification(n_samples=600, n_features=FEATURES, n_informative=3, n_redundant=0,
+                           random_state=1)  # fmt: skip
+
+
+def train_model(path: Path) -> Path:
+    skops.io.dump(LogisticRegression(max_iter=1000).fit(X, Y), path)
+    return path
+
+
+def revision_of(manifest: dict[str, Any]) -> str:
+    return compute_revision(ModelDeploymentSpec.model_validate(manifest["spec"]))
+
+
+class Fleet:
+    """One modelrollout-server process per revision."""
+
+    def __init__(self, model: Path, log_dir: Path, base_args: tuple[str, ...] = ()) -> None:
+        self.model = model
+        self.log_dir = log_dir
+        # Flags every server gets (a baseline latency); a revision's own flags come later and win.
+        self.base_args = base_args
+        self.servers: dict[str, ServerProcess] = {}
+        self.spares: list[tuple[str, ServerProcess]] = []
+
+    def start(self, revision: str, *faults: str) -> ServerProcess:
+        args = ["--name", NAME, "--uri", str(self.model), "--format", "skops",
+                "--revision", revision, "--version", revision,
+                *self.base_args, *faults]  # fmt: skip
+        server = ServerProcess(args, self.log_dir / f"server-{revision}.log").start()
+        server.wait_loaded()
+        self.servers[revision] = server
+        return server
+
+    def start_spare(self, revision: str, *faults: str) -> ServerProcess:
+        """A second server of the same revision (other flags), scraped but not yet sent load.
+
+        `swap` then sends the revision's load to it at once: a degradation without the data gap
+        a restart would leave in Prometheus.
+        """
+        args = ["--name", NAME, "--uri", str(self.model), "--format", "skops",
+                "--revision", revision, "--version", revision,
+                *self.base_args, *faults]  # fmt: skip
+        log = self.log_dir / f"server-{revision}-spare{len(self.spares)}.log"
+        server = ServerProcess(args, log).start()
+        server.wait_loaded()
+        self.spares.append((revision, server))
+        return server
+
+    def swap(self, revision: str, server: ServerProcess) -> None:
+        self.spares = [(r, s) for r, s in self.spares if s is not server]
+        self.spares.append((revision, self.servers[revision]))
+        self.servers[revision] = server
+
+    def targets(self, namespace: str) -> list[Target]:
+        return [
+            Target(f"127.0.0.1:{s.port}", {"namespace": namespace, "name": NAME, "revision": r})
+            for r, s in [*self.servers.items(), *self.spares]
+        ]
+
+    def stop(self) -> None:
+        for server in [*self.servers.values(), *(s for _, s in self.spares)]:
+            server.stop()
+
+
+@dataclass
+class Routing:
+    """What the HTTPRoute says now: revision -> weight."""
+
+    weights: dict[str, int] = field(default_factory=dict)
+
+
+def read_routing(kube: Kube, namespace: str) -> dict[str, int]:
+    route = kube.get(HTTPROUTES, namespace, ROUTE)
+    if route is None:
+        return {}
+    weights: dict[str, int] = {}
+    for ref in route["spec"]["rules"][0].get("backendRefs", []):
+        service = kube.get(SERVICES, namespace, ref["name"])
+        selector = (service or {}).get("spec", {}).get("selector") or {}
+        revision = selector.get("modelrollout.io/revision")
+        if revision:
+            weights[revision] = weights.get(revision, 0) + int(ref.get("weight", 1))
+    return weights
+
+
+class LoadGenerator:
+    """Sends `rps` inference requests per second, split by the HTTPRoute's weights.
+
+    Runs its own event loop in a thread; requests are fired on a fixed schedule (not one after
+    another), so a slow revision does not lower the offered load. `changes` records every
+    routing change seen (monotonic time, weights) for the benchmark.
+    """
+
+    def __init__(self, kube: Kube, namespace: str, fleet: Fleet, rps: float) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.fleet = fleet
+        self.rps = rps
+        self.weights: dict[str, int] = {}
+        self.changes: list[tuple[float, dict[str, int]]] = []
+        self.sent: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self._rng = random.Random(7)
+
+    def start(self) -> LoadGenerator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    async def _follow_routing(self) -> None:
+        while not self._stop.is_set():
+            try:
+                weights = await asyncio.to_thread(read_routing, self.kube, self.namespace)
+            except Exception:  # the API server may be busy; keep the last weights
+                weights = self.weights
+            if weights != self.weights:
+                self.weights = weights
+                self.changes.append((time.monotonic(), dict(weights)))
+            await asyncio.sleep(0.1)
+
+    def _pick(self) -> str | None:
+        live = {r: w for r, w in self.weights.items() if w > 0 and r in self.fleet.servers}
+        if not live:
+            return None
+        return self._rng.choices(list(live), weights=list(live.values()))[0]
+
+    async def _one(self, client: httpx.AsyncClient, revision: str) -> None:
+        row = X[self._rng.randrange(len(X))].tolist()
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, FEATURES],
+                            "data": [row]}]}  # fmt: skip
+        server = self.fleet.servers[revision]
+        with suppress(httpx.HTTPError):
+            await client.post(f"{server.url}/v2/models/{NAME}/infer", json=body, timeout=5)
+        self.sent[revision] = self.sent.get(revision, 0) + 1
+
+    async def _main(self) -> None:
+        follower = asyncio.create_task(self._follow_routing())
+        tasks: set[asyncio.Task[None]] = set()
+        async with httpx.AsyncClient() as client:
+            period = 1.0 / self.rps
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                revision = self._pick()
+                if revision is not None:
+                    task = asyncio.create_task(self._one(client, revision))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                next_at += period
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            follower.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def md_manifest(
+    version: str,
+    prometheus: str,
+    metrics: list[dict[str, Any]],
+    steps: list[dict[str, Any]] | None = None,
+    **analysis: Any,
+) -> dict[str, Any]:
+    spec_analysis = {
+        "interval": "2s",
+        "count": 3,
+        "prometheus": {"address": prometheus, "timeout": "1s"},
+        "metrics": metrics,
+        "minSamples": 20,
+        **analysis,
+    }
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": NAME},
+        "spec": {
+            "model": {
+                "name": NAME,
+                "version": version,
+                "uri": f"https://models.example/fraud/{version}/model.skops",
+                "format": "skops",
+            },
+            "replicas": 1,
+            "strategy": {
+                "canary": {
+                    "steps": steps or [{"setWeight": 50}, {"analysis": {}}],
+                    "trafficRouting": {"gatewayAPI": {"httpRoute": ROUTE}},
+                }
+            },
+            "analysis": spec_analysis,
+            "revisionHistoryLimit": 2,
+        },
+    }
+
+
+def http_route(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": ROUTE, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "gateway"}],
+            "rules": [{"backendRefs": [{"name": f"{NAME}-stable", "port": 8080}]}],
+        },
+    }
+
+
+def wait_until(what: str, probe: Any, timeout: float = 120.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+@dataclass
+class Env:
+    """One namespace with the operator, Prometheus, model servers and load."""
+
+    cp: ControlPlane
+    namespace: str
+    prom: PrometheusProcess
+    fleet: Fleet
+    kube: Kube
+    operator: Operator
+    load: LoadGenerator | None = None
+
+    def status(self) -> dict[str, Any]:
+        return status(self.cp, self.namespace, NAME)
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        apply(self.cp, self.namespace, manifest)
+
+    def add_revision(self, manifest: dict[str, Any], *faults: str) -> str:
+        revision = revision_of(manifest)
+        self.fleet.start(revision, *faults)
+        self.prom.set_targets(self.fleet.targets(self.namespace))
+        self.prom.wait_for(f'up{{revision="{revision}"}} == 1', timeout=30)
+        return revision
+
+    def healthy_on(self, revision: str) -> dict[str, Any] | None:
+        st = self.status()
+        ok = st.get("phase") == "Healthy" and st.get("stableRevision") == revision
+        return st if ok and not st.get("canaryRevision") else None
+
+    def deploy_stable(self, manifest: dict[str, Any], rps: float) -> str:
+        revision = self.add_revision(manifest)
+        self.apply(manifest)
+        wait_until("stable Healthy", lambda: self.healthy_on(revision))
+        self.load = LoadGenerator(self.kube, self.namespace, self.fleet, rps).start()
+        wait_until("load on stable", lambda: self.load and self.load.weights.get(revision))
+        return revision
+
+    def routing(self) -> dict[str, int]:
+        return read_routing(self.kube, self.namespace)
+
+
+@contextmanager
+def environment(cp: ControlPlane, namespace: str, workdir: Path) -> Iterator[Env]:
+    model = train_model(workdir / "model.skops")
+    # 20 ms baseline latency on every server: p99 lands in a well-resolved histogram bucket,
+    # so "3x slower" is 60 ms against 20 ms rather than noise between sub-millisecond buckets.
+    fleet = Fleet(model, workdir, ("--fault-latency-ms", "20"))
+    prom = PrometheusProcess(workdir / "prometheus")
+    api = make_api_client(str(cp.kubeconfig))
+    kube = Kube(api)
+    cp.kubectl("apply", "-f", "-", input=json.dumps(http_route(namespace)))
+    operator = Operator(cp, namespace, workdir)
+    env = Env(cp, namespace, prom, fleet, kube, operator)
+    try:
+        prom.start()
+        operator.start()
+        yield env
+    finally:
+        try:
+            print("final status:", json.dumps(env.status(), indent=1)[-6000:])
+        except Exception as error:  # only diagnostics
+            print("no final status:", error)
+        if env.load is not None:
+            print("requests sent per revision:", env.load.sent)
+            env.load.stop()
+        operator.stop()
+        prom.stop()
+        fleet.stop()
+        api.close()
+        print(operator.log()[-15000:])  # shown by pytest when the test failed

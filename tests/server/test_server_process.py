@@ -1,0 +1,181 @@
+"""The real ``modelrollout-server`` process: serving, /metrics, broken models, SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import skops.io
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from modelrollout.server.digest import path_sha256
+from tests.server.process import ServerProcess
+
+TREE = "sklearn.tree._tree.Tree"
+X, Y = make_classification(n_samples=400, n_features=20, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    lr, rf = root / "lr.skops", root / "rf.skops"
+    skops.io.dump(LogisticRegression(max_iter=1000).fit(X, Y), lr)
+    skops.io.dump(RandomForestClassifier(n_estimators=20, random_state=0).fit(X, Y), rf)
+    return {"lr": lr, "rf": rf}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+def start(started: list[ServerProcess], tmp_path: Path, *args: str) -> ServerProcess:
+    s = ServerProcess(list(args), tmp_path / f"server-{len(started)}.log")
+    started.append(s)
+    return s.start()
+
+
+def infer_json(rows: np.ndarray) -> dict[str, object]:
+    return {
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": list(rows.shape), "data": rows.tolist()}
+        ]
+    }
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = httpx.get(url + "/metrics").text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **lbl: str
+) -> float:
+    for (n, labels), v in samples.items():
+        if n == name and set(lbl.items()) <= labels:
+            return v
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("kind", ["lr", "rf"])
+def test_serves_the_model_and_exports_the_metric_contract(
+    server: list[ServerProcess], tmp_path: Path, models: dict[str, Path], kind: str
+) -> None:
+    path = models[kind]
+    s = start(
+        server, tmp_path,
+        "--name", "fraud", "--uri", f"file://{path}", "--sha256", path_sha256(path),
+        "--trusted-type", TREE, "--version", "7", "--revision", "abc123",
+    )  # fmt: skip
+    assert s.wait_loaded() == 200
+    estimator = skops.io.load(path, trusted=[TREE])
+    rows = X[:5].astype(np.float32)
+    with httpx.Client(base_url=s.url) as c:
+        resp = c.post("/v2/models/fraud/infer", json=infer_json(rows))
+        assert resp.status_code == 200
+        outputs = {o["name"]: o for o in resp.json()["outputs"]}
+        assert outputs["predict"]["data"] == estimator.predict(rows).tolist()
+        proba = np.reshape(outputs["predict_proba"]["data"], (5, 2))
+        assert np.allclose(proba, estimator.predict_proba(rows))
+        assert c.post("/v2/models/fraud/infer", json={"inputs": [1]}).status_code == 400
+    m = scrape(s.url)
+    ids = {"model": "fraud", "version": "7", "revision": "abc123"}
+    assert value(m, "model_infer_request_success_total", **ids) == 1
+    assert value(m, "model_infer_request_failure_total", **ids) == 1
+    assert value(m, "model_infer_request_duration_seconds_count", **ids) == 2
+    classes = sum(value(m, "model_prediction_class_total", **ids, **{"class": c}) for c in "01")
+    assert classes == 5
+    assert value(m, "model_prediction_value_count", **ids) == 5
+    assert value(m, "model_prediction_value_bucket", le="0.45", **ids) == 0  # top proba >= 0.5
+
+
+def test_untrusted_type_keeps_the_server_unready_with_one_clear_line(
+    server: list[ServerProcess], tmp_path: Path, models: dict[str, Path]
+) -> None:
+    s = start(server, tmp_path, "--name", "rf", "--uri", str(models["rf"]))
+    assert s.wait_loaded() == 503
+    assert httpx.get(s.url + "/v2/health/live").status_code == 200
+    assert httpx.get(s.url + "/v2/models/rf/ready").status_code == 503
+    resp = httpx.post(s.url + "/v2/models/rf/infer", json=infer_json(X[:1]))
+    assert resp.status_code == 503 and TREE in resp.json()["error"]
+    lines = [ln for ln in s.log().splitlines() if "not served" in ln]
+    assert len(lines) == 1 and TREE in lines[0]
+    assert value(scrape(s.url), "model_ready") == 0
+
+
+def test_sha256_mismatch_keeps_the_server_unready(
+    server: list[ServerProcess], tmp_path: Path, models: dict[str, Path]
+) -> None:
+    s = start(server, tmp_path, "--uri", str(models["lr"]), "--sha256", "0" * 64)
+    assert s.wait_loaded() == 503
+    assert "sha256 mismatch" in s.log()
+    assert httpx.post(s.url + "/v2/models/model/infer", json=infer_json(X[:1])).status_code == 503
+
+
+def test_sigterm_turns_readiness_off_finishes_in_flight_requests_and_exits(
+    server: list[ServerProcess], tmp_path: Path, models: dict[str, Path]
+) -> None:
+    s = start(
+        server, tmp_path, "--uri", str(models["lr"]),
+        "--fault-latency-ms", "1500", "--drain-seconds", "1",
+    )  # fmt: skip
+    assert s.wait_loaded() == 200
+    result: dict[str, int] = {}
+
+    def slow_request() -> None:
+        r = httpx.post(s.url + "/v2/models/model/infer", json=infer_json(X[:1]), timeout=30)
+        result["status"] = r.status_code
+
+    t = threading.Thread(target=slow_request)
+    t.start()
+    # Listening goes on through the 1 s drain, so the request is served even if it
+    # reaches the server just after the signal.
+    s.poll("/metrics", lambda r: True, 10)
+    s.signal(signal.SIGTERM)
+    s.poll("/v2/health/ready", lambda r: r.status_code == 503, 10)
+    t.join(30)
+    assert result.get("status") == 200
+    assert s.wait(30) == 0
+    assert "draining" in s.log()
+
+
+def test_workers_share_one_set_of_counters(
+    server: list[ServerProcess], tmp_path: Path, models: dict[str, Path]
+) -> None:
+    s = start(server, tmp_path, "--uri", str(models["lr"]), "--workers", "2")
+    assert s.wait_loaded() == 200
+    for _ in range(20):  # new connections: the kernel spreads them over both workers
+        assert (
+            httpx.post(s.url + "/v2/models/model/infer", json=infer_json(X[:1])).status_code == 200
+        )
+    for _ in range(6):
+        assert value(scrape(s.url), "model_infer_request_success_total") == 20
+    s.stop()
+    assert s.proc is not None and s.proc.returncode == 0
+
+
+def test_fault_flags_fail_requests(
+    server: list[ServerProcess], tmp_path: Path, models: dict[str, Path]
+) -> None:
+    s = start(server, tmp_path, "--uri", str(models["lr"]), "--fault-error-rate", "1")
+    assert s.wait_loaded() == 200
+    assert "fault injection is ON" in s.log()
+    for _ in range(3):
+        resp = httpx.post(s.url + "/v2/models/model/infer", json=infer_json(X[:1]))
+        assert resp.status_code == 500
+    assert value(scrape(s.url), "model_infer_request_failure_total") == 3

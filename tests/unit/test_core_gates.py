@@ -1,0 +1,278 @@
+"""Analysis steps and the validation gate as the state machine sees them (scripted verdicts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelrollout.api import (
+    AnalysisStatus,
+    ModelDeploymentSpec,
+    Outcome,
+    Phase,
+    ValidationResult,
+    ValidationStatus,
+)
+from modelrollout.core.evaluation import AnalysisOutcome, RunVerdict
+from modelrollout.core.observation import AnalysisMeasurements
+from modelrollout.core.plan import AnalysisKind, AnalysisRequest
+from modelrollout.core.revision import compute_revision
+from modelrollout.core.simulation import SimCluster, SimRollout
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+ANALYSIS = {
+    "interval": "30s",
+    "prometheus": {"address": "http://prometheus:9090"},
+    "metrics": [
+        {"name": "error-rate", "builtin": "errorRate", "max": 0.01},
+        {"name": "p99", "builtin": "latencyP99", "max": 0.25},
+    ],
+}
+
+
+def spec(version: str = "1", **extra: Any) -> ModelDeploymentSpec:
+    steps = extra.pop(
+        "steps", [{"setWeight": 20}, {"analysis": {"metrics": ["p99"]}}, {"setWeight": 60}]
+    )
+    body: dict[str, Any] = {
+        "model": {"name": "fraud", "version": version, "uri": f"s3://m/{version}.skops"},
+        "replicas": 2,
+        "strategy": {"canary": {"steps": steps}},
+        "analysis": ANALYSIS,
+    }
+    body.update(extra)
+    return ModelDeploymentSpec.model_validate(body)
+
+
+@dataclass
+class Scripted:
+    """An evaluator that returns the verdict the test sets, and records what it was asked."""
+
+    verdict: RunVerdict = RunVerdict.RUNNING
+    message: str = ""
+    requests: list[AnalysisRequest] = field(default_factory=list)
+    fresh: list[AnalysisMeasurements | None] = field(default_factory=list)
+
+    def __call__(
+        self,
+        request: AnalysisRequest,
+        previous: AnalysisStatus | None,
+        measurements: AnalysisMeasurements | None,
+        now: datetime,
+    ) -> AnalysisOutcome:
+        self.requests.append(request)
+        self.fresh.append(measurements)
+        status = AnalysisStatus(revision=request.canary_revision, kind=request.kind.value)
+        return AnalysisOutcome(self.verdict, self.message, status, now + timedelta(seconds=30))
+
+
+def at_analysis_step(evaluator: Scripted | None, available: bool = True) -> SimRollout:
+    rollout = SimRollout(spec(), SimCluster(now=T0), evaluate=evaluator)
+    rollout.cluster.analysis_available = available
+    rollout.settle()
+    rollout.change_spec(spec("2"))
+    rollout.settle()
+    assert rollout.status.current_step_index == 1
+    return rollout
+
+
+def test_analysis_not_available_pauses_and_never_passes() -> None:
+    rollout = at_analysis_step(Scripted(RunVerdict.SUCCESSFUL), available=False)
+    for _ in range(3):
+        rollout.cluster.tick(600)
+        plan = rollout.settle()
+    assert plan.status.phase == Phase.PAUSED
+    assert plan.status.current_step_index == 1
+    assert "analysis is not available" in plan.status.message
+    assert plan.analysis_due is None
+
+
+def test_no_evaluator_also_means_not_available() -> None:
+    rollout = at_analysis_step(None)
+    plan = rollout.settle()
+    assert plan.status.phase == Phase.PAUSED
+    assert "analysis is not available" in plan.status.message
+
+
+def test_running_analysis_asks_for_measurements_and_passes_them_through() -> None:
+    evaluator = Scripted(RunVerdict.RUNNING)
+    rollout = at_analysis_step(evaluator)
+    plan = rollout.reconcile()
+    due = plan.analysis_due
+    assert due is not None
+    assert due.kind == AnalysisKind.STEP
+    assert due.step_index == 1
+    assert due.canary_revision == rollout.status.canary_revision
+    assert due.stable_revision == rollout.status.stable_revision
+    assert [m.name for m in due.spec.metrics] == ["p99"]
+    assert due.measure_at == rollout.cluster.now + timedelta(seconds=30)
+    assert plan.requeue_after == 30
+    assert plan.status.phase == Phase.PROGRESSING
+    fresh = AnalysisMeasurements(key=due.key, measured_at=rollout.cluster.now, results=())
+    other = AnalysisMeasurements(key="someone-else", measured_at=rollout.cluster.now, results=())
+    rollout.reconcile(measurements=fresh)
+    rollout.reconcile(measurements=other)
+    assert evaluator.fresh[-2:] == [fresh, None]
+
+
+def test_successful_analysis_advances() -> None:
+    evaluator = Scripted(RunVerdict.RUNNING)
+    rollout = at_analysis_step(evaluator)
+    evaluator.verdict = RunVerdict.SUCCESSFUL
+    plan = rollout.reconcile()
+    assert plan.status.current_step_index == 2
+    assert "AnalysisSuccessful" in [e.reason for e in plan.events]
+    plan = rollout.settle()
+    assert plan.status.phase == Phase.HEALTHY
+    assert plan.status.history[0].outcome == Outcome.PROMOTED
+
+
+def test_failed_analysis_rolls_back() -> None:
+    evaluator = Scripted(RunVerdict.RUNNING)
+    rollout = at_analysis_step(evaluator)
+    stable = rollout.status.stable_revision
+    candidate = rollout.status.canary_revision
+    evaluator.verdict, evaluator.message = RunVerdict.FAILED, "p99 0.4 > 0.25"
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.DEGRADED
+    assert plan.status.aborted_revision == candidate
+    assert plan.traffic.stable_revision == stable
+    assert plan.traffic.canary_weight == 0
+    assert plan.status.history[0].outcome == Outcome.ROLLED_BACK
+    assert "p99 0.4 > 0.25" in plan.status.history[0].reason
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "AnalysisFailed")]
+    degraded = next(c for c in plan.status.conditions if c.type == "Degraded")
+    assert degraded.reason == "AnalysisFailed"
+    # The reason survives later decisions and restarts.
+    rollout.restart()
+    rollout.cluster.tick(60)
+    plan = rollout.settle()
+    degraded = next(c for c in plan.status.conditions if c.type == "Degraded")
+    assert degraded.reason == "AnalysisFailed"
+
+
+def test_inconclusive_pauses_until_a_person_promotes() -> None:
+    evaluator = Scripted(RunVerdict.INCONCLUSIVE, "too little traffic")
+    rollout = at_analysis_step(evaluator)
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.PAUSED
+    assert plan.status.pause_reason == "AnalysisInconclusive"
+    assert plan.analysis_due is None
+    rollout.request("promote")
+    plan = rollout.settle()
+    assert plan.status.phase == Phase.HEALTHY
+
+
+def test_errors_pause_but_keep_measuring() -> None:
+    evaluator = Scripted(RunVerdict.ERROR, "prometheus unreachable")
+    rollout = at_analysis_step(evaluator)
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.PAUSED
+    assert plan.status.pause_reason == "AnalysisError"
+    assert plan.analysis_due is not None
+    evaluator.verdict = RunVerdict.RUNNING
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.PROGRESSING
+
+
+def test_background_analysis_failure_rolls_back() -> None:
+    evaluator = Scripted(RunVerdict.RUNNING)
+    steps = [{"setWeight": 20}, {"pause": {"duration": "10m"}}, {"setWeight": 60}]
+    canary = {"steps": steps, "analysis": {"startStep": 1}}
+    rollout = SimRollout(spec(strategy={"canary": canary}), SimCluster(now=T0), evaluate=evaluator)
+    rollout.cluster.analysis_available = True
+    rollout.settle()
+    rollout.change_spec(spec("2", strategy={"canary": canary}))
+    plan = rollout.settle()
+    assert plan.analysis_due is not None
+    assert plan.analysis_due.kind == AnalysisKind.BACKGROUND
+    evaluator.verdict = RunVerdict.FAILED
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.DEGRADED
+    assert plan.status.history[0].outcome == Outcome.ROLLED_BACK
+
+
+def test_validation_gate_runs_before_any_live_traffic() -> None:
+    validation = {
+        "dataset": {"uri": "s3://data/holdout.parquet", "format": "parquet"},
+        "target": "label",
+    }
+    rollout = SimRollout(spec(), SimCluster(now=T0))
+    rollout.settle()
+    rollout.change_spec(spec("2", validation=validation))
+    candidate = compute_revision(rollout.spec)
+    plan = rollout.settle()
+    assert plan.status.phase == Phase.VALIDATING
+    assert plan.validation_due is not None
+    assert plan.validation_due.revision == candidate
+    assert rollout.cluster.deployments.get(candidate) is None or (
+        rollout.cluster.deployments[candidate].replicas == 0
+    )
+    assert plan.status.canary_weight == 0
+    result = ValidationStatus(
+        revision=candidate, result=ValidationResult.FAILED, message="accuracy 0.7 < 0.9"
+    )
+    from modelrollout.core.reconcile import decide
+
+    obs = replace(rollout.cluster.observe(), validation=result)
+    plan = decide("md", "ns", rollout.spec, rollout.status, obs)
+    assert plan.status.phase == Phase.DEGRADED
+    degraded = next(c for c in plan.status.conditions if c.type == "Degraded")
+    assert degraded.reason == "ValidationFailed"
+    assert plan.status.validation is not None
+    passed = result.model_copy(update={"result": ValidationResult.PASSED})
+    plan = decide("md", "ns", rollout.spec, rollout.status, replace(obs, validation=passed))
+    assert plan.status.phase == Phase.PROGRESSING
+    assert plan.validation_due is None
+    assert dict((d.revision, d.replicas) for d in plan.revisions)[candidate] == 1
+
+
+def test_background_analysis_keeps_judging_during_a_manual_pause() -> None:
+    evaluator = Scripted(RunVerdict.RUNNING)
+    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]
+    canary = {"steps": steps, "analysis": {}}
+    rollout = SimRollout(spec(strategy={"canary": canary}), SimCluster(now=T0), evaluate=evaluator)
+    rollout.cluster.analysis_available = True
+    rollout.settle()
+    rollout.change_spec(spec("2", strategy={"canary": canary}))
+    plan = rollout.settle()
+    assert plan.status.phase == Phase.PAUSED
+    assert plan.status.pause_reason == "PauseStep"
+    assert plan.analysis_due is not None
+    assert plan.analysis_due.kind == AnalysisKind.BACKGROUND
+    evaluator.verdict = RunVerdict.FAILED
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.DEGRADED
+
+
+def test_an_inconclusive_background_run_during_a_pause_step_does_not_churn() -> None:
+    evaluator = Scripted(RunVerdict.RUNNING)
+    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]
+    canary = {"steps": steps, "analysis": {}}
+    rollout = SimRollout(spec(strategy={"canary": canary}), SimCluster(now=T0), evaluate=evaluator)
+    rollout.cluster.analysis_available = True
+    rollout.settle()
+    rollout.change_spec(spec("2", strategy={"canary": canary}))
+    rollout.settle()
+    evaluator.verdict = RunVerdict.INCONCLUSIVE
+    plan = rollout.reconcile()
+    assert plan.status.pause_reason == "AnalysisInconclusive"
+    assert [e.reason for e in plan.events] == ["Paused"]
+    before = rollout.status
+    rollout.cluster.tick(60)
+    plan = rollout.reconcile()
+    assert plan.status == before
+    assert plan.events == ()
+
+
+def test_a_step_narrows_the_metrics_and_sets_the_count() -> None:
+    from modelrollout.api import AnalysisSpec, AnalysisStepSpec, BackgroundAnalysis
+    from modelrollout.core.gates import effective_analysis
+
+    base = AnalysisSpec.model_validate(ANALYSIS)
+    narrowed = effective_analysis(base, AnalysisStepSpec(metrics=["p99"], count=5))
+    assert [m.name for m in narrowed.metrics] == ["p99"]
+    assert narrowed.count == 5
+    assert effective_analysis(base, BackgroundAnalysis()).metrics == base.metrics
+    assert effective_analysis(base, None) == base

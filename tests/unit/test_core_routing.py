@@ -1,0 +1,142 @@
+"""Exact-weight routers and undo: the old stable stays up until the router reads the switch back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from modelrollout.api import ModelDeploymentSpec, Phase
+from modelrollout.core.observation import TrafficObservation
+from modelrollout.core.revision import compute_revision
+from modelrollout.core.routing import canary_replicas_for_weight, effective_weight
+from modelrollout.core.simulation import SimCluster, SimRollout
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+GATEWAY = {"gatewayAPI": {"httpRoute": "fraud"}}
+
+
+def spec(version: str = "1", **extra: Any) -> ModelDeploymentSpec:
+    steps = extra.pop("steps", [{"setWeight": 30}, {"pause": {}}])
+    body: dict[str, Any] = {
+        "model": {"name": "fraud", "version": version, "uri": f"s3://m/{version}.skops"},
+        "replicas": 3,
+        "strategy": {"canary": {"steps": steps, "trafficRouting": GATEWAY}},
+    }
+    body.update(extra)
+    return ModelDeploymentSpec.model_validate(body)
+
+
+def healthy(**extra: Any) -> SimRollout:
+    rollout = SimRollout(spec(**extra), SimCluster(now=T0))
+    rollout.settle()
+    assert rollout.status.phase == Phase.HEALTHY
+    return rollout
+
+
+def replicas(rollout: SimRollout) -> dict[str, int]:
+    return {r: d.replicas for r, d in rollout.cluster.deployments.items()}
+
+
+def test_replica_arithmetic() -> None:
+    assert canary_replicas_for_weight(4, 0) == 0
+    assert canary_replicas_for_weight(4, 20) == 1
+    assert canary_replicas_for_weight(4, 50) == 4
+    assert canary_replicas_for_weight(4, 95) == 16  # capped at 4x the stable
+    assert canary_replicas_for_weight(1, 1) == 1
+    assert canary_replicas_for_weight(0, 50) == 0
+    assert effective_weight(4, 0) == 0
+    assert effective_weight(0, 2) == 100
+    assert effective_weight(1000, 1) == 1  # some traffic is never reported as none
+
+
+def test_exact_router_runs_the_canary_at_full_size_and_weights_only_ready_pods() -> None:
+    rollout = healthy()
+    stable = rollout.status.stable_revision
+    rollout.change_spec(spec("2"))
+    candidate = compute_revision(rollout.spec)
+    plan = rollout.reconcile()
+    assert replicas(rollout) == {stable: 3, candidate: 3}
+    assert plan.traffic.canary_weight == 0
+    rollout.cluster.make_ready(candidate, 2)
+    plan = rollout.reconcile()
+    assert plan.status.current_step_index == 0  # needs all 3 before the first weight
+    assert plan.traffic.canary_weight == 0
+    rollout.cluster.make_ready(candidate)
+    plan = rollout.reconcile()
+    assert plan.traffic.canary_weight == 30
+    assert plan.traffic.canary_revision == candidate
+    assert plan.status.phase == Phase.PAUSED
+
+
+def test_exact_router_keeps_the_old_stable_until_the_router_reads_the_switch_back() -> None:
+    rollout = healthy()
+    stable = rollout.status.stable_revision
+    assert stable is not None
+    rollout.change_spec(spec("2"))
+    candidate = compute_revision(rollout.spec)
+    rollout.settle()
+    rollout.request("promote")
+    # The router still shows the old split (the shell has not written it yet).
+    rollout.cluster.router = TrafficObservation(stable, candidate, 30)
+    plan = rollout.cluster.reconcile(rollout.spec, rollout.status)
+    rollout.status = plan.status
+    assert plan.status.stable_revision == candidate
+    assert plan.traffic.stable_revision == candidate
+    assert plan.traffic.canary_weight == 0
+    assert dict((d.revision, d.replicas) for d in plan.revisions)[stable] == 3
+    assert plan.requeue_after is not None
+    # The simulated shell wrote the router; next decision scales the old stable down.
+    plan = rollout.reconcile()
+    assert replicas(rollout)[stable] == 0
+
+
+def test_rollback_window_keeps_the_previous_revision_warm_and_undo_skips_the_steps() -> None:
+    rollout = healthy(rollbackWindow="10m")
+    first = rollout.status.stable_revision
+    assert first is not None
+    rollout.change_spec(spec("2", rollbackWindow="10m"))
+    second = compute_revision(rollout.spec)
+    rollout.settle()
+    rollout.request("promote")
+    plan = rollout.settle()
+    assert plan.status.stable_revision == second
+    assert replicas(rollout) == {first: 3, second: 3}
+    assert plan.requeue_after == 600
+    # Undo inside the window: the CLI writes the old model back into the spec.
+    rollout.cluster.tick(60)
+    rollout.change_spec(spec("1", rollbackWindow="10m"))
+    plan = rollout.reconcile()
+    assert "FastRollback" in [e.reason for e in plan.events]
+    plan = rollout.settle()
+    assert plan.status.phase == Phase.HEALTHY
+    assert plan.status.stable_revision == first
+    assert plan.status.previous_stable_revision == second
+
+
+def test_undo_after_the_window_goes_through_the_steps() -> None:
+    rollout = healthy(rollbackWindow="1m")
+    rollout.change_spec(spec("2", rollbackWindow="1m"))
+    rollout.settle()
+    rollout.request("promote")
+    rollout.settle()
+    rollout.cluster.tick(120)
+    plan = rollout.settle()
+    first = plan.status.previous_stable_revision
+    assert first is not None
+    assert replicas(rollout)[first] == 0
+    rollout.change_spec(spec("1", rollbackWindow="1m"))
+    plan = rollout.settle()
+    assert plan.status.phase == Phase.PAUSED
+    assert plan.status.canary_revision == first
+
+
+def test_history_keeps_the_model_needed_for_undo() -> None:
+    rollout = healthy()
+    rollout.change_spec(spec("2"))
+    rollout.settle()
+    rollout.request("promote")
+    plan = rollout.settle()
+    promoted = [h for h in plan.status.history if h.outcome == "Promoted"]
+    assert [h.model_version for h in promoted] == ["2", "1"]
+    assert promoted[1].model is not None
+    assert promoted[1].model.uri == "s3://m/1.skops"

@@ -1,0 +1,315 @@
+"""Property tests: random sequences of events against the invariants of the rollout engine.
+
+Events: spec changes (new versions, back to old ones, replica changes), pods becoming ready or
+not, time passing, promote / promoteFull / abort / retry requests, spec.paused toggles, analysis
+verdicts, operator restarts (status round-tripped through JSON) and routers that fail to apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from modelrollout.api import AnalysisStatus, ModelDeploymentSpec, ModelDeploymentStatus
+from modelrollout.api.status import MAX_HISTORY
+from modelrollout.core.evaluation import AnalysisOutcome, RunVerdict
+from modelrollout.core.history import history_limit
+from modelrollout.core.observation import AnalysisMeasurements, Observation
+from modelrollout.core.plan import AnalysisRequest, Plan
+from modelrollout.core.reconcile import decide
+from modelrollout.core.routing import is_blue_green, uses_replica_weights
+from modelrollout.core.simulation import SimCluster, SimRollout
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+ANALYSIS = {
+    "interval": "30s",
+    "prometheus": {"address": "http://prometheus:9090"},
+    "metrics": [{"name": "error-rate", "builtin": "errorRate", "max": 0.01}],
+}
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "canary-replicas": {
+        "canary": {
+            "steps": [
+                {"setWeight": 10},
+                {"pause": {"duration": "1m"}},
+                {"analysis": {}},
+                {"setWeight": 60},
+                {"pause": {}},
+            ],
+            "analysis": {"startStep": 1},
+        }
+    },
+    "canary-gateway": {
+        "canary": {
+            "steps": [{"setWeight": 25}, {"analysis": {}}, {"setWeight": 75}, {"pause": {}}],
+            "trafficRouting": {"gatewayAPI": {"httpRoute": "r"}},
+        }
+    },
+    "canary-background": {
+        "canary": {"steps": [{"setWeight": 30}, {"pause": {}}], "analysis": {}},
+    },
+    "canary-istio-short": {
+        "canary": {
+            "steps": [{"setWeight": 50}],
+            "trafficRouting": {"istio": {"virtualService": "vs"}},
+        }
+    },
+    "bluegreen-analysis": {
+        "blueGreen": {
+            "previewReplicas": 1,
+            "prePromotionAnalysis": {},
+            "postPromotionAnalysis": {},
+            "scaleDownDelaySeconds": 30,
+        }
+    },
+    "bluegreen-manual": {"blueGreen": {"autoPromotion": False, "scaleDownDelaySeconds": 0}},
+    "bluegreen-auto-seconds": {"blueGreen": {"autoPromotionSeconds": 45}},
+}
+
+
+def make_spec(strategy: str, version: int, replicas: int, paused: bool) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate(
+        {
+            "model": {"name": "m", "version": str(version), "uri": f"s3://m/{version}.skops"},
+            "replicas": replicas,
+            "strategy": STRATEGIES[strategy],
+            "analysis": ANALYSIS,
+            "progressDeadlineSeconds": 300,
+            "revisionHistoryLimit": 2,
+            "rollbackWindow": "5m" if version % 2 else None,
+            "paused": paused,
+        }
+    )
+
+
+@dataclass
+class Verdicts:
+    """A pure evaluator whose verdict the events choose (same inputs -> same outcome)."""
+
+    verdict: RunVerdict = RunVerdict.RUNNING
+
+    def __call__(
+        self,
+        request: AnalysisRequest,
+        previous: AnalysisStatus | None,
+        measurements: AnalysisMeasurements | None,
+        now: datetime,
+    ) -> AnalysisOutcome:
+        analysis = AnalysisStatus(
+            revision=request.canary_revision, kind=request.kind.value, message=self.verdict.value
+        )
+        return AnalysisOutcome(
+            self.verdict, self.verdict.value, analysis, now + timedelta(seconds=30)
+        )
+
+
+events = st.one_of(
+    st.tuples(st.just("tick"), st.sampled_from([1, 10, 30, 61, 120, 400])),
+    st.tuples(st.just("ready"), st.integers(0, 3)),
+    st.tuples(st.just("ready_all"), st.just(0)),
+    st.tuples(st.just("ready_all"), st.just(0)),
+    st.tuples(st.just("version"), st.integers(1, 4)),
+    st.tuples(st.just("unready"), st.integers(0, 3)),
+    st.tuples(st.just("version"), st.integers(1, 4)),
+    st.tuples(st.just("replicas"), st.integers(0, 4)),
+    st.tuples(st.just("control"), st.sampled_from(["promote", "promote_full", "abort", "retry"])),
+    st.tuples(st.just("pause"), st.booleans()),
+    st.tuples(st.just("verdict"), st.sampled_from(list(RunVerdict))),
+    st.tuples(st.just("restart"), st.just(0)),
+    st.tuples(st.just("router_stuck"), st.booleans()),
+    st.tuples(st.just("availability"), st.booleans()),
+)
+
+
+def check_invariants(
+    spec: ModelDeploymentSpec, before: ModelDeploymentStatus, obs: Observation, plan: Plan
+) -> None:
+    status = plan.status
+    traffic = plan.traffic
+    ready = {r: o.ready_replicas for r, o in obs.revisions.items()}
+    observed = {r: o.replicas for r, o in obs.revisions.items()}
+    desired = {d.revision: d.replicas for d in plan.revisions}
+    # Weights within 0..100.
+    assert 0 <= traffic.canary_weight <= 100
+    assert 0 <= status.canary_weight <= 100
+    assert all(n >= 0 for n in desired.values())
+    # No traffic to a revision whose pods are not ready.
+    if traffic.canary_weight > 0 and traffic.canary_revision is not None:
+        assert ready.get(traffic.canary_revision, 0) > 0
+    if traffic.active_revision not in (None, before.stable_revision):
+        assert ready.get(traffic.active_revision or "", 0) >= spec.replicas
+    # A revision becomes stable only with all its pods ready.
+    if status.stable_revision not in (None, before.stable_revision):
+        assert ready.get(status.stable_revision or "", 0) >= spec.replicas
+    # The aborted candidate gets no traffic.
+    if status.aborted_revision is not None and status.aborted_revision == status.canary_revision:
+        assert traffic.canary_weight == 0
+        assert traffic.active_revision != status.aborted_revision
+    # The stable is never scaled down before the candidate holds all traffic.
+    old = before.stable_revision
+    if old is not None and old in observed:
+        target = desired.get(old, 0)
+        if target < min(observed[old], spec.replicas):
+            assert status.stable_revision not in (None, old)
+            new = status.stable_revision or ""
+            assert ready.get(new, 0) >= spec.replicas
+            routed = is_blue_green(spec) or not uses_replica_weights(spec)
+            if routed:
+                seen = obs.traffic
+                assert seen is not None
+                assert old not in (seen.active_revision, seen.canary_revision)
+                assert seen.stable_revision != old or seen.canary_weight == 100
+    # Pruning never touches live revisions.
+    for revision in plan.prune:
+        assert revision not in (status.stable_revision, status.canary_revision)
+        assert observed.get(revision, 0) == 0
+        assert revision not in desired
+    # History bounded.
+    assert len(status.history) <= history_limit(spec.revision_history_limit) <= MAX_HISTORY
+    # The status is valid on the wire.
+    ModelDeploymentStatus.model_validate(status.model_dump(by_alias=True, mode="json"))
+
+
+def check_pure(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: Observation, evaluate: Verdicts
+) -> Plan:
+    """decide twice, and once more after a restart: the same plan every time."""
+    first = decide("md", "ns", spec, status, obs, evaluate=evaluate)
+    again = decide("md", "ns", spec, status, obs, evaluate=evaluate)
+    assert first == again
+    restarted = ModelDeploymentStatus.model_validate(
+        status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    )
+    assert decide("md", "ns", spec, restarted, obs, evaluate=evaluate) == first
+    return first
+
+
+def check_converges(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: Observation, evaluate: Verdicts
+) -> None:
+    """With the world unchanged, deciding again reaches a fixed point at once (no churn)."""
+    plan = decide("md", "ns", spec, status, obs, evaluate=evaluate)
+    again = decide("md", "ns", spec, plan.status, obs, evaluate=evaluate)
+    assert again.status == plan.status
+    assert again.events == ()
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(
+    strategy=st.sampled_from(sorted(STRATEGIES)),
+    script=st.lists(events, min_size=1, max_size=60),
+)
+# Regressions: a background verdict pausing during a pause step; a router that lags a promotion.
+@example(
+    strategy="canary-background",
+    script=[
+        ("ready_all", 0),
+        ("version", 2),
+        ("ready_all", 0),
+        ("ready_all", 0),
+        ("verdict", RunVerdict.INCONCLUSIVE),
+        ("tick", 1),
+    ],
+)
+@example(
+    strategy="canary-gateway",
+    script=[
+        ("ready_all", 0),
+        ("version", 2),
+        ("ready_all", 0),
+        ("control", "promote_full"),
+        ("router_stuck", True),
+        ("ready_all", 0),
+        ("tick", 400),
+        ("tick", 400),
+        ("router_stuck", False),
+        ("tick", 1),
+    ],
+)
+def test_random_event_sequences_keep_the_invariants(
+    strategy: str, script: list[tuple[str, Any]]
+) -> None:
+    version, replicas, paused = 1, 2, False
+    evaluate = Verdicts()
+    rollout = SimRollout(make_spec(strategy, version, replicas, paused), SimCluster(now=T0))
+    rollout.evaluate = evaluate
+    rollout.cluster.analysis_available = True
+    router_stuck = False
+    for kind, value in [("tick", 0), *script]:
+        revisions = sorted(rollout.cluster.deployments)
+        if kind == "tick":
+            rollout.cluster.tick(value)
+        elif kind == "ready" and revisions:
+            rollout.cluster.make_ready(revisions[value % len(revisions)])
+        elif kind == "ready_all":
+            rollout.cluster.make_all_ready()
+        elif kind == "unready" and revisions:
+            rollout.cluster.make_ready(revisions[value % len(revisions)], 0)
+        elif kind == "version":
+            version = value
+        elif kind == "replicas":
+            replicas = value
+        elif kind == "control":
+            rollout.request(value)
+        elif kind == "pause":
+            paused = value
+        elif kind == "verdict":
+            evaluate.verdict = value
+        elif kind == "restart":
+            rollout.restart()
+        elif kind == "router_stuck":
+            router_stuck = value
+        elif kind == "availability":
+            rollout.cluster.analysis_available = value
+        new_spec = make_spec(strategy, version, replicas, paused)
+        if new_spec != rollout.spec:
+            rollout.change_spec(new_spec)
+        obs = rollout.cluster.observe()
+        before = rollout.status
+        plan = check_pure(rollout.spec, before, obs, evaluate)
+        check_invariants(rollout.spec, before, obs, plan)
+        router = rollout.cluster.router
+        rollout.cluster.apply(plan, rollout.spec)
+        if router_stuck:  # the shell failed to write the routing object
+            rollout.cluster.router = router
+        rollout.status = plan.status
+        check_converges(rollout.spec, rollout.status, rollout.cluster.observe(), evaluate)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    strategy=st.sampled_from(sorted(STRATEGIES)),
+    script=st.lists(st.sampled_from(["ready_all", "tick", "promote"]), max_size=30),
+)
+def test_a_candidate_whose_pods_get_ready_ends_healthy_or_waits_on_a_person(
+    strategy: str, script: list[str]
+) -> None:
+    """Liveness: with ready pods, passing analysis and promotes, every rollout reaches Healthy."""
+    rollout = SimRollout(make_spec(strategy, 1, 2, False), SimCluster(now=T0))
+    rollout.evaluate = Verdicts(RunVerdict.SUCCESSFUL)
+    rollout.cluster.analysis_available = True
+    rollout.settle()
+    rollout.change_spec(make_spec(strategy, 2, 2, False))
+    for action in script:
+        if action == "ready_all":
+            rollout.cluster.make_all_ready()
+        elif action == "tick":
+            rollout.cluster.tick(61)
+        else:
+            rollout.request("promote")
+        rollout.reconcile()
+    for _ in range(10):
+        rollout.request("promote")
+        rollout.cluster.tick(61)
+        rollout.settle()
+    assert rollout.status.phase == "Healthy"
+    assert rollout.status.stable_revision == rollout.reconcile().revision
