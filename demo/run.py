@@ -42,7 +42,7 @@ from tests.e2e.harness import (
     revision_of,
 )
 from tests.e2e.prometheus import PrometheusProcess
-from tests.integration.operator_process import Operator, get_md, install_crds
+from tests.integration.operator_process import Operator, get_md, install_crds, settled_on
 from tests.testenv.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,9 +89,11 @@ class Lane(Env):
 
 
 def finished(lane: Lane, obj: dict[str, Any]) -> bool:
+    # Judged on `obj`, the object the summary reports, never on a fresh read: a rollout that
+    # ends between the two reads would otherwise be reported by its stale, unfinished object.
     status = obj.get("status") or {}
     if lane.namespace == PROMOTE_NS:
-        return lane.healthy_on(lane.candidate) is not None
+        return settled_on(status, lane.candidate)
     return status.get("phase") == "Degraded"
 
 

@@ -28,7 +28,7 @@ from modelrollout.api import ModelDeploymentSpec
 from modelrollout.core.revision import compute_revision
 from modelrollout.kube import HTTPROUTES, SERVICES, Kube, make_api_client
 from tests.e2e.prometheus import PrometheusProcess, Target
-from tests.integration.operator_process import Operator, apply, status
+from tests.integration.operator_process import Operator, apply, settled_on, status
 from tests.server.process import ServerProcess
 from tests.testenv.controlplane import ControlPlane
 
@@ -284,8 +284,7 @@ class Env:
 
     def healthy_on(self, revision: str) -> dict[str, Any] | None:
         st = self.status()
-        ok = st.get("phase") == "Healthy" and st.get("stableRevision") == revision
-        return st if ok and not st.get("canaryRevision") else None
+        return st if settled_on(st, revision) else None
 
     def deploy_stable(self, manifest: dict[str, Any], rps: float) -> str:
         revision = self.add_revision(manifest)

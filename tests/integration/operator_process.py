@@ -152,6 +152,15 @@ def control(cp: ControlPlane, namespace: str, name: str, field: str, token: str)
     )  # fmt: skip
 
 
+def settled_on(st: dict[str, Any], revision: str) -> bool:
+    """A status that has finished its rollout: Healthy on `revision` with no candidate left."""
+    return (
+        st.get("phase") == "Healthy"
+        and st.get("stableRevision") == revision
+        and not st.get("canaryRevision")
+    )
+
+
 def status(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     result: dict[str, Any] = get_md(cp, namespace, name).get("status") or {}
     return result

@@ -17,6 +17,7 @@ from tests.integration.operator_process import (
     deployments,
     selectors,
     set_version,
+    settled_on,
     status,
     wait_for,
 )
@@ -64,8 +65,7 @@ def run_rollout(
     r1, r2 = revision(v1), revision(with_version(v1, "2"))
 
     def healthy_on(rev: str) -> bool:
-        st = status(cp, ns, name)
-        return st.get("phase") == "Healthy" and st.get("stableRevision") == rev
+        return settled_on(status(cp, ns, name), rev)
 
     wait_for(f"{name} v1 Healthy", lambda: healthy_on(r1))
     set_version(cp, ns, name, "2")

@@ -22,6 +22,7 @@ from tests.integration.operator_process import (
     install_crds,
     selectors,
     set_version,
+    settled_on,
     status,
     wait_for,
 )
@@ -60,8 +61,7 @@ def operator(
 
 def healthy_on(cp: ControlPlane, ns: str, rev: str) -> dict[str, Any] | None:
     st = status(cp, ns, NAME)
-    ok = st.get("phase") == "Healthy" and st.get("stableRevision") == rev
-    return st if ok and not st.get("canaryRevision") else None
+    return st if settled_on(st, rev) else None
 
 
 def test_canary_goes_through_its_steps_to_healthy(

@@ -28,6 +28,7 @@ from tests.integration.operator_process import (
     deployments,
     events,
     kubectl_json,
+    settled_on,
     status,
     wait_for,
 )
@@ -169,7 +170,7 @@ def test_gate_passes_a_good_model_and_stops_a_worse_one(
 
     def healthy_on(rev: str) -> dict[str, Any] | None:
         st = status(cp, ns, NAME)
-        return st if st.get("phase") == "Healthy" and st.get("stableRevision") == rev else None
+        return st if settled_on(st, rev) else None
 
     st = wait_for("first revision Healthy", lambda: healthy_on(r1))
     assert st["validation"]["result"] == "Passed"
