@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import ssl
 import subprocess
 import threading
@@ -19,22 +18,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
+from tests.server.process import free_port
+
 BINARY = os.environ.get("MODELROLLOUT_PROMETHEUS", "/usr/bin/prometheus")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -137,14 +131,18 @@ class PrometheusProcess:
         self.stop()
         raise RuntimeError(f"prometheus not ready in {timeout}s: {self._log.read_text()[-2000:]}")
 
-    def _ready(self) -> bool:
-        request = urllib.request.Request(f"{self.url}/-/ready")
+    def _open(self, path: str, timeout: float) -> Any:
+        """GET `path` with this instance's credentials and TLS settings (a context manager)."""
+        request = urllib.request.Request(f"{self.url}{path}")
         if self.username is not None:
             token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
         context = ssl._create_unverified_context() if self.tls else None
+        return urllib.request.urlopen(request, timeout=timeout, context=context)
+
+    def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(request, timeout=1, context=context) as r:
+            with self._open("/-/ready", timeout=1) as r:
                 return int(r.status) == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -173,25 +171,15 @@ class PrometheusProcess:
 
     def instant(self, promql: str) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({"query": promql})
-        request = urllib.request.Request(f"{self.url}/api/v1/query?{query}")
-        if self.username is not None:
-            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        context = ssl._create_unverified_context() if self.tls else None
-        with urllib.request.urlopen(request, timeout=5, context=context) as r:
+        with self._open(f"/api/v1/query?{query}", timeout=5) as r:
             body = json.loads(r.read())
         return list(body["data"]["result"])
 
-    def __enter__(self) -> PrometheusProcess:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -203,36 +191,46 @@ class _QuietServer(ThreadingHTTPServer):
         pass
 
 
-class StaticExporter:
-    """Serves a settable Prometheus text exposition on a loopback port (a scrape target)."""
+class _TextServer:
+    """A loopback HTTP server (a scrape target) answering GET with `body(path)`; None is 404."""
 
-    def __init__(self, text: str = "") -> None:
-        self.text = text
-        exporter = self
-
+    def __init__(self, body: Callable[[str], str | None]) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = exporter.text.encode()
+                text = body(self.path)
+                if text is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = text.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(data)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> StaticExporter:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class StaticExporter(_TextServer):
+    """Serves a settable Prometheus text exposition on a loopback port (a scrape target)."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        super().__init__(lambda _path: self.text)
 
 
 @dataclass
@@ -251,7 +249,7 @@ class SyntheticRevision:
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
-class SyntheticExporter:
+class SyntheticExporter(_TextServer):
     """One HTTP server, one path per revision (`__metrics_path__` in its target).
 
     Counters grow with wall-clock time at the revision's current rates; rates may be changed at
@@ -264,29 +262,13 @@ class SyntheticExporter:
         now = time.monotonic()
         self._last = [now] * len(self.revisions)
         self._acc: list[dict[str, float]] = [{} for _ in self.revisions]
-        exporter = self
+        super().__init__(self._body)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                try:
-                    index = int(self.path.strip("/").split("/")[1])
-                    body = exporter.render(index).encode()
-                except (IndexError, ValueError):
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def _body(self, path: str) -> str | None:
+        try:
+            return self.render(int(path.strip("/").split("/")[1]))
+        except (IndexError, ValueError):
+            return None
 
     def targets(self) -> list[Target]:
         return [
@@ -349,11 +331,3 @@ class SyntheticExporter:
             if key.startswith("class"):
                 lines.append(f'model_prediction_class_total{{{lbl},class="{key[5:]}"}} {value}')
         return "\n".join(lines) + "\n"
-
-    def __enter__(self) -> SyntheticExporter:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
