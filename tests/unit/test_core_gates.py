@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from modelrollout.api import (
-    AnalysisStatus,
     ModelDeploymentSpec,
     Outcome,
     Phase,
     ValidationResult,
     ValidationStatus,
 )
-from modelrollout.core.evaluation import AnalysisOutcome, RunVerdict
+from modelrollout.core.evaluation import RunVerdict
 from modelrollout.core.observation import AnalysisMeasurements
-from modelrollout.core.plan import AnalysisKind, AnalysisRequest
+from modelrollout.core.plan import AnalysisKind
 from modelrollout.core.revision import compute_revision
-from modelrollout.core.simulation import SimCluster, SimRollout
+from modelrollout.core.simulation import SimRollout
+from tests.unit.scripted_rollout import ScriptedEvaluator, changed
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ANALYSIS = {
     "interval": "30s",
     "prometheus": {"address": "http://prometheus:9090"},
@@ -45,40 +44,25 @@ def spec(version: str = "1", **extra: Any) -> ModelDeploymentSpec:
     return ModelDeploymentSpec.model_validate(body)
 
 
-@dataclass
-class Scripted:
-    """An evaluator that returns the verdict the test sets, and records what it was asked."""
-
-    verdict: RunVerdict = RunVerdict.RUNNING
-    message: str = ""
-    requests: list[AnalysisRequest] = field(default_factory=list)
-    fresh: list[AnalysisMeasurements | None] = field(default_factory=list)
-
-    def __call__(
-        self,
-        request: AnalysisRequest,
-        previous: AnalysisStatus | None,
-        measurements: AnalysisMeasurements | None,
-        now: datetime,
-    ) -> AnalysisOutcome:
-        self.requests.append(request)
-        self.fresh.append(measurements)
-        status = AnalysisStatus(revision=request.canary_revision, kind=request.kind.value)
-        return AnalysisOutcome(self.verdict, self.message, status, now + timedelta(seconds=30))
-
-
-def at_analysis_step(evaluator: Scripted | None, available: bool = True) -> SimRollout:
-    rollout = SimRollout(spec(), SimCluster(now=T0), evaluate=evaluator)
-    rollout.cluster.analysis_available = available
-    rollout.settle()
-    rollout.change_spec(spec("2"))
+def at_analysis_step(evaluator: ScriptedEvaluator | None, available: bool = True) -> SimRollout:
+    rollout = changed(spec(), spec("2"), evaluator, available)
     rollout.settle()
     assert rollout.status.current_step_index == 1
     return rollout
 
 
+def background_over_a_pause(
+    pause: dict[str, Any], analysis: dict[str, Any]
+) -> tuple[ScriptedEvaluator, SimRollout]:
+    """Version 1 Healthy, then version 2 asked for: background analysis over a pause step."""
+    evaluator = ScriptedEvaluator(RunVerdict.RUNNING)
+    steps = [{"setWeight": 20}, {"pause": pause}, {"setWeight": 60}]
+    strategy = {"canary": {"steps": steps, "analysis": analysis}}
+    return evaluator, changed(spec(strategy=strategy), spec("2", strategy=strategy), evaluator)
+
+
 def test_analysis_not_available_pauses_and_never_passes() -> None:
-    rollout = at_analysis_step(Scripted(RunVerdict.SUCCESSFUL), available=False)
+    rollout = at_analysis_step(ScriptedEvaluator(RunVerdict.SUCCESSFUL), available=False)
     for _ in range(3):
         rollout.cluster.tick(600)
         plan = rollout.settle()
@@ -96,7 +80,7 @@ def test_no_evaluator_also_means_not_available() -> None:
 
 
 def test_running_analysis_asks_for_measurements_and_passes_them_through() -> None:
-    evaluator = Scripted(RunVerdict.RUNNING)
+    evaluator = ScriptedEvaluator(RunVerdict.RUNNING)
     rollout = at_analysis_step(evaluator)
     plan = rollout.reconcile()
     due = plan.analysis_due
@@ -117,7 +101,7 @@ def test_running_analysis_asks_for_measurements_and_passes_them_through() -> Non
 
 
 def test_successful_analysis_advances() -> None:
-    evaluator = Scripted(RunVerdict.RUNNING)
+    evaluator = ScriptedEvaluator(RunVerdict.RUNNING)
     rollout = at_analysis_step(evaluator)
     evaluator.verdict = RunVerdict.SUCCESSFUL
     plan = rollout.reconcile()
@@ -129,7 +113,7 @@ def test_successful_analysis_advances() -> None:
 
 
 def test_failed_analysis_rolls_back() -> None:
-    evaluator = Scripted(RunVerdict.RUNNING)
+    evaluator = ScriptedEvaluator(RunVerdict.RUNNING)
     rollout = at_analysis_step(evaluator)
     stable = rollout.status.stable_revision
     candidate = rollout.status.canary_revision
@@ -153,7 +137,7 @@ def test_failed_analysis_rolls_back() -> None:
 
 
 def test_inconclusive_pauses_until_a_person_promotes() -> None:
-    evaluator = Scripted(RunVerdict.INCONCLUSIVE, "too little traffic")
+    evaluator = ScriptedEvaluator(RunVerdict.INCONCLUSIVE, "too little traffic")
     rollout = at_analysis_step(evaluator)
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.PAUSED
@@ -165,7 +149,7 @@ def test_inconclusive_pauses_until_a_person_promotes() -> None:
 
 
 def test_errors_pause_but_keep_measuring() -> None:
-    evaluator = Scripted(RunVerdict.ERROR, "prometheus unreachable")
+    evaluator = ScriptedEvaluator(RunVerdict.ERROR, "prometheus unreachable")
     rollout = at_analysis_step(evaluator)
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.PAUSED
@@ -177,13 +161,7 @@ def test_errors_pause_but_keep_measuring() -> None:
 
 
 def test_background_analysis_failure_rolls_back() -> None:
-    evaluator = Scripted(RunVerdict.RUNNING)
-    steps = [{"setWeight": 20}, {"pause": {"duration": "10m"}}, {"setWeight": 60}]
-    canary = {"steps": steps, "analysis": {"startStep": 1}}
-    rollout = SimRollout(spec(strategy={"canary": canary}), SimCluster(now=T0), evaluate=evaluator)
-    rollout.cluster.analysis_available = True
-    rollout.settle()
-    rollout.change_spec(spec("2", strategy={"canary": canary}))
+    evaluator, rollout = background_over_a_pause({"duration": "10m"}, {"startStep": 1})
     plan = rollout.settle()
     assert plan.analysis_due is not None
     assert plan.analysis_due.kind == AnalysisKind.BACKGROUND
@@ -198,9 +176,7 @@ def test_validation_gate_runs_before_any_live_traffic() -> None:
         "dataset": {"uri": "s3://data/holdout.parquet", "format": "parquet"},
         "target": "label",
     }
-    rollout = SimRollout(spec(), SimCluster(now=T0))
-    rollout.settle()
-    rollout.change_spec(spec("2", validation=validation))
+    rollout = changed(spec(), spec("2", validation=validation), analysis_available=False)
     candidate = compute_revision(rollout.spec)
     plan = rollout.settle()
     assert plan.status.phase == Phase.VALIDATING
@@ -229,13 +205,7 @@ def test_validation_gate_runs_before_any_live_traffic() -> None:
 
 
 def test_background_analysis_keeps_judging_during_a_manual_pause() -> None:
-    evaluator = Scripted(RunVerdict.RUNNING)
-    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]
-    canary = {"steps": steps, "analysis": {}}
-    rollout = SimRollout(spec(strategy={"canary": canary}), SimCluster(now=T0), evaluate=evaluator)
-    rollout.cluster.analysis_available = True
-    rollout.settle()
-    rollout.change_spec(spec("2", strategy={"canary": canary}))
+    evaluator, rollout = background_over_a_pause({}, {})
     plan = rollout.settle()
     assert plan.status.phase == Phase.PAUSED
     assert plan.status.pause_reason == "PauseStep"
@@ -247,13 +217,7 @@ def test_background_analysis_keeps_judging_during_a_manual_pause() -> None:
 
 
 def test_an_inconclusive_background_run_during_a_pause_step_does_not_churn() -> None:
-    evaluator = Scripted(RunVerdict.RUNNING)
-    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]
-    canary = {"steps": steps, "analysis": {}}
-    rollout = SimRollout(spec(strategy={"canary": canary}), SimCluster(now=T0), evaluate=evaluator)
-    rollout.cluster.analysis_available = True
-    rollout.settle()
-    rollout.change_spec(spec("2", strategy={"canary": canary}))
+    evaluator, rollout = background_over_a_pause({}, {})
     rollout.settle()
     evaluator.verdict = RunVerdict.INCONCLUSIVE
     plan = rollout.reconcile()

@@ -7,24 +7,26 @@ verdicts, operator restarts (status round-tripped through JSON) and routers that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from modelrollout.api import AnalysisStatus, ModelDeploymentSpec, ModelDeploymentStatus
+from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
 from modelrollout.api.status import MAX_HISTORY
-from modelrollout.core.evaluation import AnalysisOutcome, RunVerdict
+from modelrollout.core.evaluation import RunVerdict
 from modelrollout.core.history import history_limit
-from modelrollout.core.observation import AnalysisMeasurements, Observation
-from modelrollout.core.plan import AnalysisRequest, Plan
+from modelrollout.core.observation import Observation
+from modelrollout.core.plan import Plan
 from modelrollout.core.reconcile import decide
 from modelrollout.core.routing import is_blue_green, uses_replica_weights
 from modelrollout.core.simulation import SimCluster, SimRollout
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+# Imported under the name the tests below were written with: Hypothesis derives its
+# derandomized examples from their source text, so renaming would change what they explore.
+from tests.unit.scripted_rollout import T0
+from tests.unit.scripted_rollout import ScriptedEvaluator as Verdicts
+
 ANALYSIS = {
     "interval": "30s",
     "prometheus": {"address": "http://prometheus:9090"},
@@ -84,27 +86,6 @@ def make_spec(strategy: str, version: int, replicas: int, paused: bool) -> Model
             "paused": paused,
         }
     )
-
-
-@dataclass
-class Verdicts:
-    """A pure evaluator whose verdict the events choose (same inputs -> same outcome)."""
-
-    verdict: RunVerdict = RunVerdict.RUNNING
-
-    def __call__(
-        self,
-        request: AnalysisRequest,
-        previous: AnalysisStatus | None,
-        measurements: AnalysisMeasurements | None,
-        now: datetime,
-    ) -> AnalysisOutcome:
-        analysis = AnalysisStatus(
-            revision=request.canary_revision, kind=request.kind.value, message=self.verdict.value
-        )
-        return AnalysisOutcome(
-            self.verdict, self.verdict.value, analysis, now + timedelta(seconds=30)
-        )
 
 
 events = st.one_of(

@@ -1,0 +1,55 @@
+"""Shared builders for the state-machine tests: a scripted analysis evaluator and a rollout that
+has just been asked for a second revision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from modelrollout.api import AnalysisStatus, ModelDeploymentSpec
+from modelrollout.core.evaluation import AnalysisEvaluator, AnalysisOutcome, RunVerdict
+from modelrollout.core.observation import AnalysisMeasurements
+from modelrollout.core.plan import AnalysisRequest
+from modelrollout.core.simulation import SimCluster, SimRollout
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class ScriptedEvaluator:
+    """An evaluator that returns the verdict the test sets (the same inputs give the same
+    outcome), and records what it was asked."""
+
+    verdict: RunVerdict = RunVerdict.RUNNING
+    message: str | None = None  # None: the verdict's own value
+    requests: list[AnalysisRequest] = field(default_factory=list)
+    fresh: list[AnalysisMeasurements | None] = field(default_factory=list)
+
+    def __call__(
+        self,
+        request: AnalysisRequest,
+        previous: AnalysisStatus | None,
+        measurements: AnalysisMeasurements | None,
+        now: datetime,
+    ) -> AnalysisOutcome:
+        self.requests.append(request)
+        self.fresh.append(measurements)
+        message = self.verdict.value if self.message is None else self.message
+        status = AnalysisStatus(
+            revision=request.canary_revision, kind=request.kind.value, message=message
+        )
+        return AnalysisOutcome(self.verdict, message, status, now + timedelta(seconds=30))
+
+
+def changed(
+    first: ModelDeploymentSpec,
+    second: ModelDeploymentSpec,
+    evaluate: AnalysisEvaluator | None = None,
+    analysis_available: bool = True,
+) -> SimRollout:
+    """A rollout settled (Healthy) on `first`, whose spec has just changed to `second`."""
+    rollout = SimRollout(first, SimCluster(now=T0), evaluate=evaluate)
+    rollout.cluster.analysis_available = analysis_available
+    rollout.settle()
+    rollout.change_spec(second)
+    return rollout
