@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from render_common import write_or_check  # scripts/ is sys.path[0] when run
 
 ARGOCD = Path(__file__).resolve().parent.parent / "manifests" / "argocd"
 KEY = "modelrollout.io_ModelDeployment"
@@ -60,15 +61,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    target = ARGOCD / "argocd-cm.yaml"
-    text = render()
-    if "--check" in argv:
-        if not target.exists() or target.read_text() != text:
-            print(f"{target} is stale: run `make manifests`", file=sys.stderr)
-            return 1
-        return 0
-    target.write_text(text)
-    return 0
+    return write_or_check(ARGOCD / "argocd-cm.yaml", render(), argv)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from render_common import write_or_check  # scripts/ is sys.path[0] when run
+
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "charts" / "modelrollout"
 TARGET = REPO / "manifests" / "install.yaml"
@@ -61,14 +63,7 @@ def render(helm: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render(find_helm())
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET} is stale: run `make manifests`", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    return 0
+    return write_or_check(TARGET, render(find_helm()), argv)
 
 
 if __name__ == "__main__":
