@@ -22,6 +22,10 @@ def spec(
     canary: dict[str, Any] = {"steps": steps or [{"setWeight": 20}, {"pause": {}}]}
     if "routing" in extra:
         canary["trafficRouting"] = extra.pop("routing")
+    if "post" in extra:
+        canary["postPromotionAnalysis"] = extra.pop("post")
+    if "background" in extra:
+        canary["analysis"] = extra.pop("background")
     body: dict[str, Any] = {"model": model(version), "replicas": 4, "strategy": {"canary": canary}}
     body.update(extra)
     return ModelDeploymentSpec.model_validate(body)
@@ -35,6 +39,15 @@ def healthy(
     rollout.settle()
     assert rollout.status.phase == Phase.HEALTHY
     return rollout
+
+
+def started(steps: list[dict[str, Any]] | None = None, **extra: Any) -> tuple[SimRollout, str, str]:
+    """A Healthy first revision, then version 2 applied: (rollout, stable, candidate)."""
+    rollout = healthy("1", steps, **extra)
+    stable = rollout.status.stable_revision
+    assert stable is not None
+    rollout.change_spec(spec("2", steps, **extra))
+    return rollout, stable, compute_revision(rollout.spec)
 
 
 def replicas(rollout: SimRollout) -> dict[str, int]:
@@ -59,11 +72,7 @@ def test_initial_deployment_goes_live_without_steps() -> None:
 
 
 def test_replicas_router_approximates_weight_and_keeps_stable_full() -> None:
-    rollout = healthy(steps=[{"setWeight": 20}, {"setWeight": 50}, {"pause": {}}])
-    stable = rollout.status.stable_revision
-    assert stable is not None
-    rollout.change_spec(spec("2", [{"setWeight": 20}, {"setWeight": 50}, {"pause": {}}]))
-    candidate = compute_revision(rollout.spec)
+    rollout, stable, candidate = started([{"setWeight": 20}, {"setWeight": 50}, {"pause": {}}])
     plan = rollout.reconcile()
     assert plan.status.canary_revision == candidate
     assert replicas(rollout) == {stable: 4, candidate: 1}  # 1/(4+1) = 20%
@@ -85,8 +94,7 @@ def test_replicas_router_approximates_weight_and_keeps_stable_full() -> None:
 
 def test_timed_pause_requeues_and_continues_after_a_restart() -> None:
     steps = [{"setWeight": 25}, {"pause": {"duration": "2m"}}, {"setWeight": 50}]
-    rollout = healthy(steps=steps)
-    rollout.change_spec(spec("2", steps))
+    rollout, _, _ = started(steps)
     rollout.reconcile()
     rollout.cluster.make_all_ready()
     plan = rollout.reconcile()
@@ -105,8 +113,7 @@ def test_timed_pause_requeues_and_continues_after_a_restart() -> None:
 
 def test_manual_pause_waits_for_promote_and_a_token_acts_once() -> None:
     steps = [{"setWeight": 10}, {"pause": {}}, {"setWeight": 40}, {"pause": {}}]
-    rollout = healthy(steps=steps)
-    rollout.change_spec(spec("2", steps))
+    rollout, _, _ = started(steps)
     plan = rollout.settle()
     assert plan.status.phase == Phase.PAUSED
     assert plan.status.pause_reason == "PauseStep"
@@ -124,9 +131,7 @@ def test_manual_pause_waits_for_promote_and_a_token_acts_once() -> None:
 
 def test_promote_full_skips_the_remaining_steps() -> None:
     steps = [{"setWeight": 10}, {"pause": {}}, {"setWeight": 40}, {"pause": {}}]
-    rollout = healthy(steps=steps)
-    rollout.change_spec(spec("2", steps))
-    candidate = compute_revision(rollout.spec)
+    rollout, _, candidate = started(steps)
     rollout.settle()
     rollout.request("promote_full")
     plan = rollout.settle()
@@ -137,11 +142,7 @@ def test_promote_full_skips_the_remaining_steps() -> None:
 
 
 def test_promotion_with_the_replicas_router_waits_for_full_candidate() -> None:
-    rollout = healthy(steps=[{"setWeight": 20}])
-    stable = rollout.status.stable_revision
-    assert stable is not None
-    rollout.change_spec(spec("2", [{"setWeight": 20}]))
-    candidate = compute_revision(rollout.spec)
+    rollout, stable, candidate = started([{"setWeight": 20}])
     rollout.reconcile()
     rollout.cluster.make_all_ready()
     plan = rollout.reconcile()  # step done; promoting: candidate scaled to spec.replicas
@@ -160,10 +161,7 @@ def test_promotion_with_the_replicas_router_waits_for_full_candidate() -> None:
 
 def test_abort_sends_all_traffic_to_stable_at_once_and_sticks() -> None:
     steps = [{"setWeight": 50}, {"pause": {}}]
-    rollout = healthy(steps=steps)
-    stable = rollout.status.stable_revision
-    rollout.change_spec(spec("2", steps))
-    candidate = compute_revision(rollout.spec)
+    rollout, stable, candidate = started(steps)
     rollout.settle()
     assert rollout.status.canary_weight == 50
     rollout.request("abort")
@@ -189,9 +187,7 @@ def test_abort_sends_all_traffic_to_stable_at_once_and_sticks() -> None:
 
 def test_retry_starts_the_aborted_candidate_from_its_first_step() -> None:
     steps = [{"setWeight": 50}, {"pause": {}}]
-    rollout = healthy(steps=steps)
-    rollout.change_spec(spec("2", steps))
-    candidate = compute_revision(rollout.spec)
+    rollout, _, candidate = started(steps)
     rollout.settle()
     rollout.request("abort")
     rollout.settle()
@@ -208,10 +204,7 @@ def test_retry_starts_the_aborted_candidate_from_its_first_step() -> None:
 
 def test_a_new_spec_mid_rollout_starts_over_from_the_new_revision() -> None:
     steps = [{"setWeight": 50}, {"pause": {}}]
-    rollout = healthy(steps=steps)
-    stable = rollout.status.stable_revision
-    rollout.change_spec(spec("2", steps))
-    old_candidate = compute_revision(rollout.spec)
+    rollout, stable, old_candidate = started(steps)
     rollout.settle()
     rollout.change_spec(spec("3", steps))
     new_candidate = compute_revision(rollout.spec)
@@ -227,10 +220,7 @@ def test_a_new_spec_mid_rollout_starts_over_from_the_new_revision() -> None:
 
 def test_spec_back_to_the_stable_drops_the_candidate() -> None:
     steps = [{"setWeight": 50}, {"pause": {}}]
-    rollout = healthy(steps=steps)
-    stable = rollout.status.stable_revision
-    rollout.change_spec(spec("2", steps))
-    candidate = compute_revision(rollout.spec)
+    rollout, stable, candidate = started(steps)
     rollout.settle()
     rollout.change_spec(spec("1", steps))
     plan = rollout.settle()
@@ -242,8 +232,7 @@ def test_spec_back_to_the_stable_drops_the_candidate() -> None:
 
 def test_spec_paused_freezes_and_the_paused_time_does_not_count() -> None:
     steps = [{"setWeight": 20}, {"pause": {"duration": "60s"}}, {"setWeight": 50}]
-    rollout = healthy(steps=steps)
-    rollout.change_spec(spec("2", steps))
+    rollout, _, _ = started(steps)
     rollout.settle()
     assert rollout.status.current_step_index == 1
     rollout.cluster.tick(30)
@@ -266,10 +255,7 @@ def test_spec_paused_freezes_and_the_paused_time_does_not_count() -> None:
 
 
 def test_progress_deadline_aborts_a_candidate_whose_pods_never_get_ready() -> None:
-    rollout = healthy(progressDeadlineSeconds=60)
-    stable = rollout.status.stable_revision
-    rollout.change_spec(spec("2", progressDeadlineSeconds=60))
-    candidate = compute_revision(rollout.spec)
+    rollout, stable, candidate = started(progressDeadlineSeconds=60)
     plan = rollout.reconcile()
     assert plan.requeue_after == 60
     rollout.cluster.tick(61)

@@ -102,15 +102,16 @@ def format_path(path: Sequence[str | int]) -> str:
 
 def exactly_one(obj: BaseModel, fields: Sequence[str], what: str) -> None:
     """Refuse unless exactly one of `fields` (Python names) is set; errors use wire names."""
+    declared = type(obj).model_fields
+    wire = {f: declared[f].alias or to_camel(f) for f in fields}
     present = [f for f in fields if getattr(obj, f) is not None]
-    wire = [to_camel(f) for f in fields]
     if len(present) == 1:
         return
+    names = ", ".join(wire.values())
     if not present:
-        raise PathError((), f"{what}: exactly one of {', '.join(wire)} must be set")
+        raise PathError((), f"{what}: exactly one of {names} must be set")
     raise PathError(
-        (to_camel(present[1]),),
-        f"{what}: exactly one of {', '.join(wire)} must be set, got {len(present)}",
+        (wire[present[1]],), f"{what}: exactly one of {names} must be set, got {len(present)}"
     )
 
 

@@ -9,11 +9,12 @@ from pydantic import ConfigDict, Field, model_validator
 from modelrollout.api.analysis import AnalysisSpec
 from modelrollout.api.common import ApiModel, Duration, PathError, cel
 from modelrollout.api.model import ModelSpec
-from modelrollout.api.strategy import AnalysisStepSpec, Strategy
+from modelrollout.api.strategy import AnalysisStepSpec, BackgroundAnalysis, Strategy
 from modelrollout.api.validation import ValidationSpec
 
 _CANARY_USES_ANALYSIS = (
-    "(self.strategy.canary.steps.exists(s, has(s.analysis)) || has(self.strategy.canary.analysis))"
+    "(self.strategy.canary.steps.exists(s, has(s.analysis)) || has(self.strategy.canary.analysis)"
+    " || has(self.strategy.canary.postPromotionAnalysis))"
 )
 _BLUEGREEN_USES_ANALYSIS = (
     "(has(self.strategy.blueGreen.prePromotionAnalysis)"
@@ -30,13 +31,17 @@ _STEP_METRICS_EXIST = (
     "self.strategy.canary.steps.all(s, !has(s.analysis) || !has(s.analysis.metrics)"
     f" || {_known('s.analysis.metrics')})"
 )
-_BACKGROUND_METRICS_EXIST = (
-    "!has(self.strategy.canary.analysis) || !has(self.strategy.canary.analysis.metrics)"
-    f" || {_known('self.strategy.canary.analysis.metrics')}"
-)
+
+
+def _run_metrics_exist(run: str) -> str:
+    """CEL: the analysis run at `run` (a path under self) names only known metrics."""
+    return f"(!has({run}) || !has({run}.metrics) || {_known(f'{run}.metrics')})"
+
+
+_BACKGROUND_METRICS_EXIST = _run_metrics_exist("self.strategy.canary.analysis")
+_CANARY_POST_METRICS_EXIST = _run_metrics_exist("self.strategy.canary.postPromotionAnalysis")
 _BLUEGREEN_METRICS_EXIST = " && ".join(
-    f"(!has(self.strategy.blueGreen.{run}) || !has(self.strategy.blueGreen.{run}.metrics)"
-    f" || {_known(f'self.strategy.blueGreen.{run}.metrics')})"
+    _run_metrics_exist(f"self.strategy.blueGreen.{run}")
     for run in ("prePromotionAnalysis", "postPromotionAnalysis")
 )
 
@@ -48,7 +53,7 @@ class ModelDeploymentSpec(ApiModel):
         json_schema_extra=cel(
             (
                 f"!has(self.strategy.canary) || has(self.analysis) || !{_CANARY_USES_ANALYSIS}",
-                "canary analysis steps and background analysis need spec.analysis",
+                "canary analysis steps, background and post-promotion analysis need spec.analysis",
                 ".analysis",
             ),
             (
@@ -67,6 +72,12 @@ class ModelDeploymentSpec(ApiModel):
                 f" || ({_BACKGROUND_METRICS_EXIST})",
                 "background analysis may name only metrics defined in spec.analysis.metrics",
                 ".strategy.canary.analysis.metrics",
+            ),
+            (
+                "!has(self.strategy.canary) || !has(self.analysis)"
+                f" || {_CANARY_POST_METRICS_EXIST}",
+                "post-promotion analysis may name only metrics defined in spec.analysis.metrics",
+                ".strategy.canary.postPromotionAnalysis.metrics",
             ),
             (
                 "!has(self.strategy.blueGreen) || !has(self.analysis)"
@@ -115,22 +126,7 @@ class ModelDeploymentSpec(ApiModel):
 
     @model_validator(mode="after")
     def _analysis_references(self) -> ModelDeploymentSpec:
-        uses: list[tuple[tuple[str | int, ...], AnalysisStepSpec | None]] = []
-        canary = self.strategy.canary
-        if canary is not None:
-            for i, step in enumerate(canary.steps):
-                if step.analysis is not None:
-                    uses.append((("strategy", "canary", "steps", i, "analysis"), step.analysis))
-            if canary.analysis is not None:
-                uses.append((("strategy", "canary", "analysis"), None))
-        blue_green = self.strategy.blue_green
-        if blue_green is not None:
-            for wire, run in (
-                ("prePromotionAnalysis", blue_green.pre_promotion_analysis),
-                ("postPromotionAnalysis", blue_green.post_promotion_analysis),
-            ):
-                if run is not None:
-                    uses.append((("strategy", "blueGreen", wire), run))
+        uses = _analysis_runs(self.strategy)
         if not uses:
             return self
         if self.analysis is None:
@@ -140,17 +136,34 @@ class ModelDeploymentSpec(ApiModel):
             )
         names = {m.name for m in self.analysis.metrics}
         for path, run in uses:
-            for j, name in enumerate((run.metrics if run else None) or []):
+            for j, name in enumerate(run.metrics or []):
                 if name not in names:
                     raise PathError(
                         (*path, "metrics", j),
                         f"unknown metric {name!r}: not in spec.analysis.metrics",
                     )
-        if canary is not None and canary.analysis is not None:
-            for j, name in enumerate(canary.analysis.metrics or []):
-                if name not in names:
-                    raise PathError(
-                        ("strategy", "canary", "analysis", "metrics", j),
-                        f"unknown metric {name!r}: not in spec.analysis.metrics",
-                    )
         return self
+
+
+def _analysis_runs(
+    strategy: Strategy,
+) -> list[tuple[tuple[str | int, ...], AnalysisStepSpec | BackgroundAnalysis]]:
+    """Every analysis run the strategy declares, with its path (wire names)."""
+    runs: list[tuple[tuple[str | int, ...], AnalysisStepSpec | BackgroundAnalysis | None]] = []
+    canary = strategy.canary
+    if canary is not None:
+        for i, step in enumerate(canary.steps):
+            runs.append((("strategy", "canary", "steps", i, "analysis"), step.analysis))
+        runs.append((("strategy", "canary", "analysis"), canary.analysis))
+        runs.append(
+            (("strategy", "canary", "postPromotionAnalysis"), canary.post_promotion_analysis)
+        )
+    blue_green = strategy.blue_green
+    if blue_green is not None:
+        runs.append(
+            (("strategy", "blueGreen", "prePromotionAnalysis"), blue_green.pre_promotion_analysis)
+        )
+        runs.append(
+            (("strategy", "blueGreen", "postPromotionAnalysis"), blue_green.post_promotion_analysis)
+        )
+    return [(path, run) for path, run in runs if run is not None]

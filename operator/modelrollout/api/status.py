@@ -227,7 +227,8 @@ class ModelDeploymentStatus(ApiModel):
         default=None,
         ge=0,
         le=64,
-        description="Canary: index of the step in progress (len(steps) = promoting). "
+        description="Canary: index of the step in progress (len(steps) = promoting, "
+        "len(steps)+1 = post-promotion analysis). "
         "Blue/green: 0 preview, 1 awaiting promotion, 2 switching, 3 post-promotion analysis.",
     )
     aborted_revision: str | None = Field(

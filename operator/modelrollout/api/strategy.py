@@ -145,19 +145,7 @@ class TrafficRouting(ApiModel):
 
     @model_validator(mode="after")
     def _one_router(self) -> TrafficRouting:
-        present = [
-            wire
-            for wire, value in (
-                ("replicas", self.replicas),
-                ("gatewayAPI", self.gateway_api),
-                ("istio", self.istio),
-                ("nginx", self.nginx),
-            )
-            if value is not None
-        ]
-        if len(present) != 1:
-            path = (present[1],) if len(present) > 1 else ()
-            raise PathError(path, "set exactly one of replicas, gatewayAPI, istio and nginx")
+        exactly_one(self, ("replicas", "gateway_api", "istio", "nginx"), "trafficRouting")
         return self
 
 
@@ -194,7 +182,20 @@ class CanaryStrategy(ApiModel):
         description="The traffic router; default: replicas.",
     )
     analysis: BackgroundAnalysis | None = Field(
-        default=None, description="Background analysis while the canary takes traffic."
+        default=None,
+        description="Background analysis while the canary takes traffic (it stops when the "
+        "post-promotion analysis starts).",
+    )
+    post_promotion_analysis: AnalysisStepSpec | None = Field(
+        default=None,
+        description="A post-promotion window: after the last step the candidate takes all "
+        "traffic while the previous stable stays up at spec.replicas, and this analysis runs on "
+        "the candidate. Passed: the candidate is promoted and the old stable scaled down. Failed: "
+        "all traffic returns to the still-running stable at once (phase Degraded, reason "
+        "AnalysisFailed). `promote` during the window skips it; `abort` rolls back. The stable "
+        "gets no traffic in the window, so metrics compared with it (compareToStable, judge, "
+        "predictionDrift) have no data there: they follow onNoData and never count as success. "
+        "Name absolute metrics (min/max) here.",
     )
 
     @model_validator(mode="after")
@@ -245,7 +246,10 @@ class BlueGreenStrategy(ApiModel):
         default=None, description="Analysis of the preview before the switch."
     )
     post_promotion_analysis: AnalysisStepSpec | None = Field(
-        default=None, description="Analysis after the switch; failure switches back."
+        default=None,
+        description="Analysis after the switch; failure switches back. The stable gets no "
+        "traffic then: metrics compared with it (compareToStable, judge, predictionDrift) follow "
+        "onNoData and never count as success.",
     )
     scale_down_delay_seconds: int = Field(
         default=30,

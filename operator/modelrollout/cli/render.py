@@ -79,7 +79,32 @@ def _step_lines(spec: Obj, status: Obj) -> list[str]:
         else:
             mark = TODO
         lines.append(f"  {mark} {i + 1}. {describe_step(step)}")
+    post = canary.get("postPromotionAnalysis")
+    if post is not None:
+        metrics = post.get("metrics")
+        what = f"({', '.join(metrics)})" if metrics else "(all metrics)"
+        if not in_flight or current is None:
+            mark = DONE if status.get("phase") == "Healthy" and not in_flight else TODO
+        else:
+            mark = CURRENT if current > len(steps) else TODO
+        lines.append(
+            f"  {mark} post-promotion analysis {what}: all traffic on the candidate, stable kept up"
+        )
     return lines
+
+
+def step_column(spec: Obj, status: Obj) -> str:
+    """`2/5` on a step, then `promoting`, then `post-promotion` (its post-promotion window)."""
+    steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+    index = status.get("currentStepIndex")
+    # Blue/green has no steps (its currentStepIndex counts stages, not steps).
+    if not steps or not status.get("canaryRevision") or index is None:
+        return "-"
+    if index > len(steps):
+        return "post-promotion"
+    if index == len(steps):
+        return "promoting"
+    return f"{index + 1}/{len(steps)}"
 
 
 def _fmt_value(value: Any) -> str:
@@ -219,11 +244,7 @@ def list_view(items: Sequence[Obj], now: datetime, all_namespaces: bool) -> str:
         meta = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
-        steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
-        index = status.get("currentStepIndex")
-        # Blue/green has no steps (its currentStepIndex counts stages, not steps).
-        in_flight = bool(steps) and bool(status.get("canaryRevision"))
-        step = f"{index + 1}/{len(steps)}" if in_flight and index is not None else "-"
+        step = step_column(spec, status)
         row = [
             str(meta.get("name", "")),
             str(status.get("phase") or "-"),

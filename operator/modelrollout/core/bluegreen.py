@@ -8,7 +8,7 @@ is still up). The old revision is scaled down scaleDownDelaySeconds after promot
 
 from __future__ import annotations
 
-from modelrollout.api import BlueGreenStrategy, Outcome, Phase
+from modelrollout.api import BlueGreenStrategy, Phase
 from modelrollout.core.context import Context
 from modelrollout.core.controls import Controls
 from modelrollout.core.gates import Gate, before_traffic, pause, run_analysis, wait_for_pods
@@ -19,7 +19,6 @@ from modelrollout.core.transitions import (
     BG_POST,
     BG_PREVIEW,
     BG_SWITCHING,
-    abort_candidate,
 )
 
 _STAGE_NAMES = {
@@ -77,22 +76,9 @@ def _run_stages(ctx: Context, stage: int) -> Step:
             if ready < needed:
                 return wait_for_pods(ctx, _STAGE_NAMES[stage], ready, needed)
             if strategy.pre_promotion_analysis is not None:
-                started = st.step_started_at or ctx.now
-                gate, why = run_analysis(
-                    ctx,
-                    AnalysisKind.PRE_PROMOTION,
-                    strategy.pre_promotion_analysis,
-                    BG_PREVIEW,
-                    started,
-                    "pre-promotion",
-                )
-                if gate == Gate.FAILED:
-                    abort_candidate(
-                        ctx, "AnalysisFailed", f"pre-promotion: {why}", Outcome.ROLLED_BACK
-                    )
-                    return Step.ABORTED
-                if gate == Gate.WAITING:
-                    return Step.IN_PROGRESS
+                gate = _analysis_stage(ctx, AnalysisKind.PRE_PROMOTION, stage)
+                if gate != Gate.PASSED:
+                    return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
             ctx.event("Normal", "PreviewReady", f"preview revision {st.canary_revision} ready")
             stage = _enter(ctx, BG_AWAITING)
             continue
@@ -119,21 +105,19 @@ def _run_stages(ctx: Context, stage: int) -> Step:
                 return Step.PROMOTED
             stage = _enter(ctx, BG_POST)
             continue
-        started = st.step_started_at or ctx.now
-        gate, why = run_analysis(
-            ctx,
-            AnalysisKind.POST_PROMOTION,
-            strategy.post_promotion_analysis,
-            BG_POST,
-            started,
-            "post-promotion",
-        )
+        gate = _analysis_stage(ctx, AnalysisKind.POST_PROMOTION, stage)
         if gate == Gate.PASSED:
             return Step.PROMOTED
-        if gate == Gate.FAILED:
-            abort_candidate(ctx, "AnalysisFailed", f"post-promotion: {why}", Outcome.ROLLED_BACK)
-            return Step.ABORTED
-        return Step.IN_PROGRESS
+        return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
+
+
+def _analysis_stage(ctx: Context, kind: AnalysisKind, stage: int) -> Gate:
+    """The pre- or post-promotion analysis of the stage started at status.stepStartedAt."""
+    strategy = _strategy(ctx)
+    pre = kind == AnalysisKind.PRE_PROMOTION
+    run = strategy.pre_promotion_analysis if pre else strategy.post_promotion_analysis
+    label = "pre-promotion" if pre else "post-promotion"
+    return run_analysis(ctx, kind, run, stage, ctx.st.step_started_at or ctx.now, label)
 
 
 def blue_green_layout(ctx: Context) -> None:

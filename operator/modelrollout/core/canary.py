@@ -5,11 +5,20 @@ Replicas router: the stable keeps spec.replicas; the canary's replicas approxima
 Exact routers (gatewayAPI, istio, nginx): the canary runs at spec.replicas from its first step, so
 a weight change never waits for pods and an abort never lacks capacity; the router gets the step's
 weight once the canary is ready.
+
+status.currentStepIndex: the step in progress; len(steps) promoting (the candidate scaled to
+spec.replicas); len(steps) + 1 the post-promotion window (strategy.canary.postPromotionAnalysis).
+In that window the candidate takes all traffic while the previous stable stays at spec.replicas,
+so a failed analysis returns traffic to pods that are already up. Exact routers get weight 100.
+The replicas router cannot say "100% candidate, stable warm" with pod counts (every ready pod
+behind `<name>` gets a share), so `<name>` switches its selector to the candidate's revision,
+the same Service-selector switch blue/green uses (TrafficPlan.active_revision); `<name>-stable`
+keeps selecting the stable. A rollback or promotion restores the all-revisions selector.
 """
 
 from __future__ import annotations
 
-from modelrollout.api import CanaryStep, CanaryStrategy, Outcome, Phase, parse_duration
+from modelrollout.api import CanaryStep, CanaryStrategy, Phase, parse_duration
 from modelrollout.core.context import Context
 from modelrollout.core.controls import Controls
 from modelrollout.core.gates import Gate, before_traffic, pause, run_analysis, wait_for_pods
@@ -20,7 +29,6 @@ from modelrollout.core.routing import (
     uses_replica_weights,
 )
 from modelrollout.core.steps import Step
-from modelrollout.core.transitions import abort_candidate
 
 
 def _describe(step: CanaryStep) -> str:
@@ -57,12 +65,29 @@ def _advance(ctx: Context, index: int, total: int, step: CanaryStep) -> int:
     return index + 1
 
 
+def post_promotion_index(steps: list[CanaryStep]) -> int:
+    """status.currentStepIndex of the post-promotion window."""
+    return len(steps) + 1
+
+
+def in_post_promotion(ctx: Context) -> bool:
+    strategy = _strategy(ctx)
+    index = ctx.st.current_step_index or 0
+    return strategy.post_promotion_analysis is not None and index > len(strategy.steps)
+
+
 def step_canary(ctx: Context, controls: Controls) -> Step:
     """Advance the canary as far as the observation allows."""
     st = ctx.st
-    steps = _strategy(ctx).steps
+    strategy = _strategy(ctx)
+    steps = strategy.steps
     total = len(steps)
-    index = min(st.current_step_index or 0, total)
+    last = total if strategy.post_promotion_analysis is None else post_promotion_index(steps)
+    index = min(st.current_step_index or 0, last)
+    if index > total and (controls.promote or controls.promote_full):
+        ctx.event("Normal", "PostPromotionSkipped", "promote: post-promotion analysis skipped")
+        ctx.promotion_reason = "promoted by request (post-promotion analysis skipped)"
+        return Step.PROMOTED
     if controls.promote_full and index < total:
         ctx.event("Normal", "PromoteFull", "promoteFull: remaining steps skipped")
         ctx.promotion_reason = "promoteFull requested"
@@ -87,11 +112,16 @@ def _run_steps(ctx: Context, steps: list[CanaryStep], index: int) -> Step:
     total = len(steps)
     ready = ctx.ready(st.canary_revision)
     while True:
-        if index >= total:
+        if index > total:
+            return _post_promotion(ctx, index)
+        if index == total:
             needed = ctx.spec.replicas
-            if ready >= needed:
+            if ready < needed:
+                return wait_for_pods(ctx, "promoting", ready, needed)
+            if _strategy(ctx).post_promotion_analysis is None:
                 return Step.PROMOTED
-            return wait_for_pods(ctx, "promoting", ready, needed)
+            index = _enter_post_promotion(ctx, steps)
+            continue
         step = steps[index]
         label = f"step {index + 1}/{total}"
         if step.set_weight is not None:
@@ -111,14 +141,36 @@ def _run_steps(ctx: Context, steps: list[CanaryStep], index: int) -> Step:
             ctx.set_phase(Phase.PROGRESSING, f"{label}: pause {step.pause.duration}", "TimedPause")
             return Step.IN_PROGRESS
         started = st.step_started_at or ctx.now
-        gate, why = run_analysis(ctx, AnalysisKind.STEP, step.analysis, index, started, label)
+        gate = run_analysis(ctx, AnalysisKind.STEP, step.analysis, index, started, label)
         if gate == Gate.PASSED:
             index = _advance(ctx, index, total, step)
             continue
-        if gate == Gate.FAILED:
-            abort_candidate(ctx, "AnalysisFailed", f"{label}: {why}", Outcome.ROLLED_BACK)
-            return Step.ABORTED
-        return Step.IN_PROGRESS
+        return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
+
+
+def _enter_post_promotion(ctx: Context, steps: list[CanaryStep]) -> int:
+    st = ctx.st
+    index = post_promotion_index(steps)
+    st.current_step_index = index
+    st.step_started_at = ctx.now
+    ctx.event(
+        "Normal",
+        "PostPromotionStarted",
+        f"all traffic on revision {st.canary_revision}; previous stable {st.stable_revision} "
+        "kept up while the post-promotion analysis runs",
+    )
+    return index
+
+
+def _post_promotion(ctx: Context, index: int) -> Step:
+    """The window after the last step: Passed promotes, Failed rolls back to the warm stable."""
+    run = _strategy(ctx).post_promotion_analysis
+    started = ctx.st.step_started_at or ctx.now
+    gate = run_analysis(ctx, AnalysisKind.POST_PROMOTION, run, index, started, "post-promotion")
+    if gate == Gate.PASSED:
+        ctx.promotion_reason = "post-promotion analysis passed"
+        return Step.PROMOTED
+    return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
 
 
 def _background_analysis(ctx: Context) -> Step:
@@ -134,12 +186,12 @@ def _background_analysis(ctx: Context) -> Step:
         return Step.IN_PROGRESS
     if index < background.start_step or reached_weight(steps, index) == 0:
         return Step.IN_PROGRESS
+    if index > len(steps):
+        return Step.IN_PROGRESS  # the post-promotion analysis is the one verdict now
     started = st.rollout_started_at or ctx.now
-    gate, why = run_analysis(ctx, AnalysisKind.BACKGROUND, background, None, started, "background")
-    if gate == Gate.FAILED:
-        abort_candidate(ctx, "AnalysisFailed", f"background analysis: {why}", Outcome.ROLLED_BACK)
-        return Step.ABORTED
-    return Step.IN_PROGRESS
+    label = "background analysis"
+    gate = run_analysis(ctx, AnalysisKind.BACKGROUND, background, None, started, label)
+    return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
 
 
 def canary_layout(ctx: Context) -> None:
@@ -148,10 +200,12 @@ def canary_layout(ctx: Context) -> None:
     stable, candidate = st.stable_revision, st.canary_revision
     assert stable is not None and candidate is not None
     steps = _strategy(ctx).steps
-    index = min(st.current_step_index or 0, len(steps))
+    index = min(st.current_step_index or 0, post_promotion_index(steps))
     reached = reached_weight(steps, index)
     validating = st.phase == Phase.VALIDATING
-    if index >= len(steps):
+    if index > len(steps):
+        target = ctx.spec.replicas
+    elif index == len(steps):
         target = max(ctx.spec.replicas, needed_canary_replicas(ctx, reached))
     else:
         step = steps[index]
@@ -160,11 +214,20 @@ def canary_layout(ctx: Context) -> None:
     ctx.desired[stable] = ctx.spec.replicas
     ctx.desired[candidate] = 0 if validating else target
     ready = ctx.ready(candidate)
-    if uses_replica_weights(ctx.spec):
+    active = None
+    if index > len(steps):
+        # Never route everything to a candidate without ready pods: the stable takes it back.
+        weight = 100 if ready > 0 else 0
+        if uses_replica_weights(ctx.spec):
+            active = candidate if ready > 0 else stable
+    elif uses_replica_weights(ctx.spec):
         weight = effective_weight(ctx.ready(stable), ready)
     else:
         weight = reached if ready > 0 else 0
     st.canary_weight = weight
     ctx.traffic = TrafficPlan(
-        stable_revision=stable, canary_revision=candidate, canary_weight=weight
+        stable_revision=stable,
+        canary_revision=candidate,
+        canary_weight=weight,
+        active_revision=active,
     )

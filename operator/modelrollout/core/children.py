@@ -249,7 +249,8 @@ def service_manifests(
 
     With no rollout in progress the canary/preview Service selects the stable, as in Argo Rollouts.
     The `<name>` Service: replicas router -> every revision's ready pods (the weight comes from the
-    replica counts); exact routers -> the stable (the mesh/gateway splits); blue/green -> active.
+    replica counts), or only `active_revision` when set (a canary's post-promotion window); exact
+    routers -> the stable (the mesh/gateway splits); blue/green -> active.
     """
     name = owner.name
     stable = traffic.stable_revision or traffic.canary_revision or NO_REVISION
@@ -269,6 +270,8 @@ def service_manifests(
     from modelrollout.core.routing import uses_replica_weights
 
     main = by_name if uses_replica_weights(spec) else select(stable)
+    if traffic.active_revision is not None:  # canary post-promotion window (replicas router)
+        main = select(traffic.active_revision)
     canary = traffic.canary_revision or stable
     return [
         _service(owner, namespace, name, main),

@@ -95,19 +95,23 @@ def run_analysis(
     step_index: int | None,
     started_at: datetime,
     label: str,
-) -> tuple[Gate, str]:
+) -> Gate:
     """Fold fresh measurements into the run and map its verdict onto the rollout.
 
-    Never passes without the evaluator's Successful: unavailable analysis pauses.
+    Never passes without the evaluator's Successful: unavailable analysis pauses. Failed rolls
+    the candidate back (reason AnalysisFailed, message `label: why`).
     """
     candidate = ctx.st.canary_revision
     background = kind == AnalysisKind.BACKGROUND
     if ctx.spec.analysis is None or candidate is None:
         pause(ctx, "AnalysisUnavailable", f"{label}: {ANALYSIS_UNAVAILABLE} (no spec.analysis)")
-        return Gate.WAITING, ""
+        return Gate.WAITING
     if not ctx.obs.analysis_available or ctx.evaluate is None:
         pause(ctx, "AnalysisUnavailable", f"{label}: {ANALYSIS_UNAVAILABLE}")
-        return Gate.WAITING, ""
+        return Gate.WAITING
+    # After promotion the stable serves nothing: comparing with it would judge stale or empty
+    # windows, so the run has no stable and comparisons are "no data" (never success).
+    stable = None if kind == AnalysisKind.POST_PROMOTION else ctx.st.stable_revision
     key = f"{candidate}/{kind.value}/{step_index if step_index is not None else '-'}/"
     key += started_at.strftime("%Y%m%dT%H%M%S")
     request = AnalysisRequest(
@@ -115,7 +119,7 @@ def run_analysis(
         kind=kind,
         spec=effective_analysis(ctx.spec.analysis, run),
         canary_revision=candidate,
-        stable_revision=ctx.st.stable_revision,
+        stable_revision=stable,
         started_at=started_at,
         measure_at=ctx.now,
         step_index=step_index,
@@ -129,9 +133,11 @@ def run_analysis(
     verdict = outcome.verdict
     if verdict == RunVerdict.SUCCESSFUL:
         ctx.event("Normal", "AnalysisSuccessful", f"{label}: analysis passed")
-        return Gate.PASSED, outcome.message
+        return Gate.PASSED
     if verdict == RunVerdict.FAILED:
-        return Gate.FAILED, outcome.message or "analysis failed"
+        why = outcome.message or "analysis failed"
+        abort_candidate(ctx, "AnalysisFailed", f"{label}: {why}", Outcome.ROLLED_BACK)
+        return Gate.FAILED
     if verdict == RunVerdict.INCONCLUSIVE:
         pause(
             ctx,
@@ -139,7 +145,7 @@ def run_analysis(
             f"{label}: analysis inconclusive ({outcome.message}): promote to continue, "
             "abort to roll back",
         )
-        return Gate.WAITING, outcome.message
+        return Gate.WAITING
     measure_at = outcome.next_measure_at or ctx.now
     ctx.analysis_due = replace(request, measure_at=measure_at)
     ctx.requeue_at(measure_at)
@@ -149,7 +155,7 @@ def run_analysis(
         ctx.set_phase(
             Phase.PROGRESSING, f"{label}: analysis running {outcome.message}".strip(), "Analysis"
         )
-    return Gate.WAITING, outcome.message
+    return Gate.WAITING
 
 
 def before_traffic(ctx: Context) -> Step | None:

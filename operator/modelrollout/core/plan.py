@@ -26,7 +26,9 @@ class DesiredRevision:
 class TrafficPlan:
     """Where traffic goes.
 
-    Canary: `canary_weight` percent to `canary_revision`, the rest to `stable_revision`.
+    Canary: `canary_weight` percent to `canary_revision`, the rest to `stable_revision`; in the
+    post-promotion window of the replicas router `active_revision` (the candidate) is the only
+    revision the `<name>` Service selects.
     Blue/green: the `<name>` Service selects `active_revision`, `<name>-preview` selects
     `preview_revision`. `stable_revision`/`active_revision` None: nothing is ready to serve yet,
     the shell leaves the router alone.
