@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from modelrollout.kube import MODELDEPLOYMENTS, Kube, make_api_client  # noqa: E402
+from tests.integration.operator_process import terminate  # noqa: E402
 from tests.testenv.controlplane import ControlPlane, free_port  # noqa: E402
 
 CRD = REPO / "manifests" / "crds" / "modelrollout.io_modeldeployments.yaml"
@@ -173,12 +173,7 @@ def run(n: int, idle_seconds: float, timeout: float, workdir: Path) -> dict[str,
             cpu = cpu_seconds(operator.pid) - cpu0
             own = own_requests(metrics_port) - own0
         finally:
-            operator.send_signal(signal.SIGTERM)
-            try:
-                operator.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait()
+            terminate(operator, grace=60)
         without_operator = idle_window(kube, idle_seconds)
         kube.api.close()
     per_minute = 60 / idle_seconds

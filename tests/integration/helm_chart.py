@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from tests.integration.operator_process import terminate
 from tests.testenv.controlplane import ControlPlane, default_bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,12 +99,7 @@ def operator_process(
     try:
         yield
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        terminate(proc)
         print(log.read_text(errors="replace")[-20000:])
 
 
@@ -118,13 +112,6 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -
             return last
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

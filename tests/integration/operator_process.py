@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from modelrollout.api import ModelDeploymentSpec
+from modelrollout.core.revision import compute_revision
 from tests.testenv.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,16 +61,29 @@ class Operator:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+            terminate(self.proc)
             self.proc = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> Operator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop, and print the end of the log: pytest shows it when the test failed."""
+        self.stop()
+        print(self.log()[-20000:])
+
+
+def terminate(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL when the process has not exited after `grace` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 def wait_for(
@@ -119,18 +134,30 @@ def model(version: str) -> dict[str, Any]:
     }
 
 
-def canary_md(name: str, version: str, steps: list[dict[str, Any]], replicas: int = 3) -> Any:
+def md_manifest(
+    name: str, model: dict[str, Any], strategy: dict[str, Any], replicas: int = 3, **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "modelrollout.io/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": name},
-        "spec": {
-            "model": model(version),
-            "replicas": replicas,
-            "strategy": {"canary": {"steps": steps}},
-            "revisionHistoryLimit": 2,
-        },
+        "spec": {"model": model, "replicas": replicas, "strategy": strategy, **spec},
     }
+
+
+def canary_md(name: str, version: str, steps: list[dict[str, Any]], replicas: int = 3) -> Any:
+    strategy = {"canary": {"steps": steps}}
+    return md_manifest(name, model(version), strategy, replicas, revisionHistoryLimit=2)
+
+
+def revision(manifest: dict[str, Any]) -> str:
+    return compute_revision(ModelDeploymentSpec.model_validate(manifest["spec"]))
+
+
+def with_version(manifest: dict[str, Any], version: str) -> dict[str, Any]:
+    """`manifest` as set_version's merge patch leaves it."""
+    merged = dict(manifest["spec"]["model"], **model(version))
+    return dict(manifest, spec=dict(manifest["spec"], model=merged))
 
 
 def apply(cp: ControlPlane, namespace: str, manifest: Any) -> None:
@@ -144,12 +171,22 @@ def set_version(cp: ControlPlane, namespace: str, name: str, version: str) -> No
     )
 
 
-def control(cp: ControlPlane, namespace: str, name: str, field: str, token: str) -> None:
-    """A manual control (promote, promoteFull, abort, retry) as a status-subresource patch."""
+def roll_to(cp: ControlPlane, namespace: str, manifest: dict[str, Any], version: str) -> str:
+    """Change the model to `version` (as a Git sync would); returns the revision it makes."""
+    set_version(cp, namespace, manifest["metadata"]["name"], version)
+    return revision(with_version(manifest, version))
+
+
+def patch_status(cp: ControlPlane, namespace: str, name: str, status: dict[str, Any]) -> None:
     cp.kubectl(
         "patch", "modeldeployment", name, "-n", namespace, "--subresource=status",
-        "--type=merge", "-p", json.dumps({"status": {field: token}}),
+        "--type=merge", "-p", json.dumps({"status": status}),
     )  # fmt: skip
+
+
+def control(cp: ControlPlane, namespace: str, name: str, field: str, token: str) -> None:
+    """A manual control (promote, promoteFull, abort, retry) as a status-subresource patch."""
+    patch_status(cp, namespace, name, {field: token})
 
 
 def settled_on(st: dict[str, Any], revision: str) -> bool:
@@ -164,6 +201,27 @@ def settled_on(st: dict[str, Any], revision: str) -> bool:
 def status(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     result: dict[str, Any] = get_md(cp, namespace, name).get("status") or {}
     return result
+
+
+def healthy_on(cp: ControlPlane, namespace: str, name: str, rev: str) -> dict[str, Any] | None:
+    """The status once settled on `rev`, else None (a wait_for probe)."""
+    st = status(cp, namespace, name)
+    return st if settled_on(st, rev) else None
+
+
+def in_phase(cp: ControlPlane, namespace: str, name: str, phase: str) -> dict[str, Any] | None:
+    """The status while its phase is `phase`, else None (a wait_for probe)."""
+    st = status(cp, namespace, name)
+    return st if st.get("phase") == phase else None
+
+
+def apply_and_settle(cp: ControlPlane, namespace: str, manifest: dict[str, Any]) -> str:
+    """Apply a first revision and wait until it is Healthy; returns its revision."""
+    apply(cp, namespace, manifest)
+    rev = revision(manifest)
+    name = manifest["metadata"]["name"]
+    wait_for(f"{name} {rev} Healthy", lambda: healthy_on(cp, namespace, name, rev))
+    return rev
 
 
 def deployments(cp: ControlPlane, namespace: str, name: str) -> dict[str, int]:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.argocd_lua import ArgoLua, action_patches
 from tests.integration.helm_chart import REPO, operator_process
+from tests.integration.operator_process import get_md
 from tests.testenv.controlplane import ControlPlane
 
 NAME = "churn"
@@ -35,9 +36,7 @@ class Md:
         self.lua = ArgoLua(REPO / "manifests" / "argocd")
 
     def get(self) -> dict[str, Any]:
-        out = self.cp.kubectl("get", "modeldeployment", NAME, "-n", self.ns, "-o", "json").stdout
-        obj: dict[str, Any] = json.loads(out)
-        return obj
+        return get_md(self.cp, self.ns, NAME)
 
     def wait(self, what: str, ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """The first observed object (status current with the spec) that satisfies `ok`."""

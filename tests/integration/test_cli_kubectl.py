@@ -9,10 +9,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.integration.operator_process import get_md, model, patch_status
 from tests.testenv.controlplane import ControlPlane
 
 VENV_BIN = Path(sys.executable).parent
@@ -38,15 +38,6 @@ def plugin(cp: ControlPlane, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
-def model(version: str) -> dict[str, Any]:
-    return {
-        "name": "fraud",
-        "version": version,
-        "uri": f"file:///m/{version}.skops",
-        "format": "skops",
-    }
-
-
 def create(cp: ControlPlane, ns: str, name: str, version: str = "2") -> None:
     manifest = {
         "apiVersion": "modelrollout.io/v1alpha1",
@@ -58,19 +49,6 @@ def create(cp: ControlPlane, ns: str, name: str, version: str = "2") -> None:
         },
     }
     cp.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-
-
-def set_status(cp: ControlPlane, ns: str, name: str, status: dict[str, Any]) -> None:
-    cp.kubectl(
-        "patch", "modeldeployment", name, "-n", ns, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": status}),
-    )  # fmt: skip
-
-
-def get(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
-    out = cp.kubectl("get", "modeldeployment", name, "-n", ns, "-o", "json").stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
 
 
 PAUSED = {
@@ -100,7 +78,7 @@ PAUSED = {
 @pytest.fixture
 def paused_md(control_plane: ControlPlane, crd: str, namespace: str) -> str:
     create(control_plane, namespace, "fraud")
-    set_status(control_plane, namespace, "fraud", PAUSED)
+    patch_status(control_plane, namespace, "fraud", PAUSED)
     return "fraud"
 
 
@@ -146,17 +124,17 @@ def test_promote_and_abort_write_fresh_tokens_to_status(
 ) -> None:
     out = plugin(control_plane, "promote", paused_md, "-n", namespace).stdout
     assert "promote requested" in out
-    first = get(control_plane, namespace, paused_md)["status"]["promote"]
+    first = get_md(control_plane, namespace, paused_md)["status"]["promote"]
     plugin(control_plane, "promote", paused_md, "-n", namespace)
-    second = get(control_plane, namespace, paused_md)["status"]["promote"]
+    second = get_md(control_plane, namespace, paused_md)["status"]["promote"]
     assert first.startswith("kubectl-") and second != first
     plugin(control_plane, "promote", "--full", paused_md, "-n", namespace)
     plugin(control_plane, "abort", paused_md, "-n", namespace)
-    status = get(control_plane, namespace, paused_md)["status"]
+    status = get_md(control_plane, namespace, paused_md)["status"]
     assert status["promoteFull"].startswith("kubectl-")
     assert status["abort"].startswith("kubectl-")
     assert status["phase"] == "Paused"  # nothing else touched
-    assert get(control_plane, namespace, paused_md)["metadata"]["generation"] == 1
+    assert get_md(control_plane, namespace, paused_md)["metadata"]["generation"] == 1
 
 
 def test_controls_that_would_do_nothing_are_refused(
@@ -165,22 +143,22 @@ def test_controls_that_would_do_nothing_are_refused(
     result = plugin(control_plane, "retry", paused_md, "-n", namespace, check=False)
     assert result.returncode == 1
     assert "retry applies after a rollback" in result.stderr
-    set_status(control_plane, namespace, paused_md, {"phase": "Healthy", "canaryRevision": None})
+    patch_status(control_plane, namespace, paused_md, {"phase": "Healthy", "canaryRevision": None})
     result = plugin(control_plane, "promote", paused_md, "-n", namespace, check=False)
     assert result.returncode == 1
     assert "no rollout in progress" in result.stderr
-    assert "promote" not in get(control_plane, namespace, paused_md)["status"]
+    assert "promote" not in get_md(control_plane, namespace, paused_md)["status"]
 
 
 def test_pause_and_resume_flip_spec_paused(
     control_plane: ControlPlane, namespace: str, paused_md: str
 ) -> None:
     plugin(control_plane, "pause", paused_md, "-n", namespace)
-    obj = get(control_plane, namespace, paused_md)
+    obj = get_md(control_plane, namespace, paused_md)
     assert obj["spec"]["paused"] is True
     assert obj["metadata"]["generation"] == 2
     plugin(control_plane, "resume", paused_md, "-n", namespace)
-    assert get(control_plane, namespace, paused_md)["spec"]["paused"] is False
+    assert get_md(control_plane, namespace, paused_md)["spec"]["paused"] is False
 
 
 def test_undo_writes_the_older_model_back_into_the_spec(
@@ -190,7 +168,7 @@ def test_undo_writes_the_older_model_back_into_the_spec(
     assert history[1].split()[:4] == ["1", "aaaaaaaaaa", "1", "Promoted"]
     out = plugin(control_plane, "undo", paused_md, "-n", namespace, "--to-revision", "1").stdout
     assert "rolled back to revision aaaaaaaaaa (model version 1)" in out
-    restored = get(control_plane, namespace, paused_md)["spec"]["model"]
+    restored = get_md(control_plane, namespace, paused_md)["spec"]["model"]
     assert {k: restored[k] for k in model("1")} == model("1")
 
 
@@ -223,7 +201,7 @@ def test_status_watch_redraws_on_every_change(
         deadline = time.monotonic() + 30
         while not any("weight 20%" in line for line in seen) and time.monotonic() < deadline:
             seen.append(proc.stdout.readline())
-        set_status(control_plane, namespace, paused_md, {"canaryWeight": 60})
+        patch_status(control_plane, namespace, paused_md, {"canaryWeight": 60})
         while not any("weight 60%" in line for line in seen) and time.monotonic() < deadline:
             seen.append(proc.stdout.readline())
         assert any("weight 60%" in line for line in seen), "".join(seen)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,10 @@ from tests.integration.helm_chart import (
     render,
     template_text,
 )
+from tests.integration.operator_process import install_crds
 from tests.testenv.controlplane import ControlPlane
+
+CRDS = Path(__file__).parent / "crds"
 
 
 @pytest.mark.parametrize(
@@ -162,35 +166,6 @@ def test_dashboard_configmap_carries_the_sidecar_label_and_valid_json() -> None:
     assert json.loads(cm["data"]["modelrollout.json"])["uid"] == "modelrollout"
 
 
-MONITORING_CRDS = """
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: servicemonitors.monitoring.coreos.com}
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: podmonitors.monitoring.coreos.com}
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names: {kind: PodMonitor, plural: podmonitors, singular: podmonitor}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-"""
-
-
 @pytest.mark.parametrize(
     "values", [(), (*EVERYTHING, "--set", "watchNamespaces={dry-a,dry-b}")], ids=["default", "all"]
 )
@@ -199,10 +174,9 @@ def test_api_server_accepts_the_rendered_chart(
 ) -> None:
     cp = control_plane
     # The Prometheus Operator's kinds exist in a cluster that enables the monitors.
-    cp.kubectl("apply", "--server-side", "-f", "-", input=MONITORING_CRDS)
-    cp.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/servicemonitors.monitoring.coreos.com", "crd/podmonitors.monitoring.coreos.com",
+    install_crds(
+        cp, CRDS / "monitoring.yaml",
+        "servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com",
     )  # fmt: skip
     for ns in ("ops", "dry-a", "dry-b"):
         if cp.kubectl("get", "namespace", ns, check=False).returncode != 0:

@@ -23,13 +23,13 @@ from tests.integration.helm_chart import (
     CHART,
     REPO,
     Release,
-    free_port,
     installed_release,
     operator_process,
     service_account_kubeconfig,
     wait_for,
 )
-from tests.testenv.controlplane import ControlPlane
+from tests.integration.operator_process import get_md
+from tests.testenv.controlplane import ControlPlane, free_port
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -118,13 +118,6 @@ def plugin(cp: ControlPlane, *args: str) -> str:
     return result.stdout
 
 
-def get(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = json.loads(
-        cp.kubectl("get", "modeldeployment", name, "-n", ns, "-o", "json").stdout
-    )
-    return obj
-
-
 def run_argocd_action(cp: ControlPlane, lua: ArgoLua, action: str, obj: dict[str, Any]) -> None:
     """What Argo CD does with an action's result: the status part goes to /status."""
     spec_patch, status_patch = action_patches(obj, lua.action(action, obj))
@@ -166,7 +159,7 @@ def test_operator_as_the_chart_service_account_completes_a_canary(
 
     def phase_is(phase: str, **fields: Any) -> Callable[[], dict[str, Any] | None]:
         def probe() -> dict[str, Any] | None:
-            obj = get(cp, ns, name)
+            obj = get_md(cp, ns, name)
             st = obj.get("status") or {}
             ok = st.get("phase") == phase and all(st.get(k) == v for k, v in fields.items())
             ok = ok and st.get("observedGeneration") == obj["metadata"]["generation"]

@@ -13,13 +13,12 @@ from typing import Any
 
 from tests.integration.helm_chart import (
     delete_peering_crds_of,
-    free_port,
     installed_release,
     operator_process,
     service_account_kubeconfig,
     wait_for,
 )
-from tests.testenv.controlplane import ControlPlane
+from tests.testenv.controlplane import ControlPlane, free_port
 
 
 def replica_args(statefulset: dict[str, Any], index: int) -> list[str]:

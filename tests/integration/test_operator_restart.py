@@ -12,19 +12,16 @@ import pytest
 from modelrollout.kube import MODELDEPLOYMENTS, Kube, make_api_client
 from tests.integration.operator_process import (
     Operator,
-    apply,
+    apply_and_settle,
     canary_md,
     deployments,
+    healthy_on,
+    roll_to,
     selectors,
-    set_version,
-    settled_on,
     status,
     wait_for,
 )
-from tests.integration.test_operator_rollout import md_crd, revision, with_version
 from tests.testenv.controlplane import ControlPlane
-
-__all__ = ["md_crd"]  # the session fixture, shared with the rollout tests
 
 STEPS: list[dict[str, Any]] = [
     {"setWeight": 25},
@@ -61,14 +58,8 @@ def run_rollout(
     cp: ControlPlane, kube: Kube, ns: str, op: Operator, name: str, kill_at_step: int | None
 ) -> dict[str, Any]:
     v1 = canary_md(name, "1", STEPS)
-    apply(cp, ns, v1)
-    r1, r2 = revision(v1), revision(with_version(v1, "2"))
-
-    def healthy_on(rev: str) -> bool:
-        return settled_on(status(cp, ns, name), rev)
-
-    wait_for(f"{name} v1 Healthy", lambda: healthy_on(r1))
-    set_version(cp, ns, name, "2")
+    r1 = apply_and_settle(cp, ns, v1)
+    r2 = roll_to(cp, ns, v1, "2")
     if kill_at_step is not None:
 
         def at_step() -> bool:
@@ -82,23 +73,19 @@ def run_rollout(
         wait_for(f"{name} at step {kill_at_step}", at_step, interval=0.02)
         op.kill()
         op.start()
-    wait_for(f"{name} v2 Healthy", lambda: healthy_on(r2))
+    wait_for(f"{name} v2 Healthy", lambda: healthy_on(cp, ns, name, r2))
     wait_for(f"{name} old revision idle", lambda: deployments(cp, ns, name).get(r1) == 0)
     return outcome(cp, ns, name)
 
 
 @pytest.mark.timeout(900)
 def test_sigkill_at_every_step_finishes_like_an_uninterrupted_run(
-    md_crd: None, control_plane: ControlPlane, namespace: str, tmp_path: Path
+    crd: str, control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
-    op = Operator(control_plane, namespace, tmp_path).start()
     kube = Kube(make_api_client(str(control_plane.kubeconfig)))
-    try:
+    with Operator(control_plane, namespace, tmp_path).start() as op:
         reference = run_rollout(control_plane, kube, namespace, op, "ref", None)
         assert reference["phase"] == "Healthy"
         for step in range(len(STEPS)):
             got = run_rollout(control_plane, kube, namespace, op, f"kill{step}", step)
             assert got == reference, f"killed at step {step}"
-    finally:
-        op.stop()
-        print(op.log()[-20000:])

@@ -2,66 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from modelrollout.api import ModelDeploymentSpec
-from modelrollout.core.revision import compute_revision
 from tests.integration.operator_process import (
-    CRD,
     Operator,
     apply,
+    apply_and_settle,
     canary_md,
     control,
     deployments,
     events,
     get_md,
-    install_crds,
+    healthy_on,
+    in_phase,
+    md_manifest,
+    model,
+    revision,
+    roll_to,
     selectors,
-    set_version,
-    settled_on,
     status,
     wait_for,
+    with_version,
 )
 from tests.testenv.controlplane import ControlPlane
 
 NAME = "fraud"
-CRDS_DIR = Path(__file__).parent / "crds"
-
-
-def revision(manifest: dict[str, Any]) -> str:
-    return compute_revision(ModelDeploymentSpec.model_validate(manifest["spec"]))
-
-
-def with_version(manifest: dict[str, Any], version: str) -> dict[str, Any]:
-    spec = dict(manifest["spec"], model=dict(manifest["spec"]["model"], version=version))
-    spec["model"]["uri"] = f"https://models.example/fraud/{version}/model.skops"
-    return dict(manifest, spec=spec)
-
-
-@pytest.fixture(scope="session")
-def md_crd(control_plane: ControlPlane) -> None:
-    install_crds(control_plane, CRD, "modeldeployments.modelrollout.io")
-
-
-@pytest.fixture
-def operator(
-    md_crd: None, control_plane: ControlPlane, namespace: str, tmp_path: Path
-) -> Iterator[Operator]:
-    op = Operator(control_plane, namespace, tmp_path).start()
-    try:
-        yield op
-    finally:
-        op.stop()
-        print(op.log()[-20000:])  # shown by pytest when the test failed
-
-
-def healthy_on(cp: ControlPlane, ns: str, rev: str) -> dict[str, Any] | None:
-    st = status(cp, ns, NAME)
-    return st if settled_on(st, rev) else None
 
 
 def test_canary_goes_through_its_steps_to_healthy(
@@ -72,9 +37,7 @@ def test_canary_goes_through_its_steps_to_healthy(
         NAME, "1", [{"setWeight": 25}, {"pause": {"duration": "2s"}}, {"setWeight": 50},
                     {"pause": {"duration": "2s"}}],
     )  # fmt: skip
-    apply(cp, ns, v1)
-    r1 = revision(v1)
-    wait_for("first revision Healthy", lambda: healthy_on(cp, ns, r1))
+    r1 = apply_and_settle(cp, ns, v1)
     assert deployments(cp, ns, NAME) == {r1: 3}
 
     v2 = with_version(v1, "2")
@@ -88,7 +51,7 @@ def test_canary_goes_through_its_steps_to_healthy(
             step = (st.get("currentStepIndex"), st.get("canaryWeight", 0))
             if not seen or seen[-1] != step:
                 seen.append(step)
-        return healthy_on(cp, ns, r2)
+        return healthy_on(cp, ns, NAME, r2)
 
     final = wait_for("second revision Healthy", progress, interval=0.2)
     weights = [weight for _, weight in seen]
@@ -110,11 +73,8 @@ def test_spec_change_mid_rollout_starts_over_from_the_new_revision(
 ) -> None:
     cp, ns = control_plane, namespace
     v1 = canary_md(NAME, "1", [{"setWeight": 40}, {"pause": {}}])
-    apply(cp, ns, v1)
-    r1 = revision(v1)
-    wait_for("v1 Healthy", lambda: healthy_on(cp, ns, r1))
-    set_version(cp, ns, NAME, "2")
-    r2 = revision(with_version(v1, "2"))
+    r1 = apply_and_settle(cp, ns, v1)
+    r2 = roll_to(cp, ns, v1, "2")
 
     def paused_on(rev: str) -> dict[str, Any] | None:
         st = status(cp, ns, NAME)
@@ -122,14 +82,13 @@ def test_spec_change_mid_rollout_starts_over_from_the_new_revision(
         return st if ok and st.get("canaryWeight") == 40 else None
 
     wait_for("v2 paused at 40%", lambda: paused_on(r2))
-    set_version(cp, ns, NAME, "3")
-    r3 = revision(with_version(v1, "3"))
+    r3 = roll_to(cp, ns, v1, "3")
     st = wait_for("v3 paused at 40%", lambda: paused_on(r3))
     assert st["stableRevision"] == r1
     wait_for("v2 scaled away", lambda: deployments(cp, ns, NAME).get(r2, 0) == 0)
 
     control(cp, ns, NAME, "promoteFull", "full-1")
-    wait_for("v3 Healthy", lambda: healthy_on(cp, ns, r3))
+    wait_for("v3 Healthy", lambda: healthy_on(cp, ns, NAME, r3))
 
 
 def test_abort_returns_all_traffic_to_stable_at_once(
@@ -137,11 +96,8 @@ def test_abort_returns_all_traffic_to_stable_at_once(
 ) -> None:
     cp, ns = control_plane, namespace
     v1 = canary_md(NAME, "1", [{"setWeight": 50}, {"pause": {}}])
-    apply(cp, ns, v1)
-    r1 = revision(v1)
-    wait_for("v1 Healthy", lambda: healthy_on(cp, ns, r1))
-    set_version(cp, ns, NAME, "2")
-    r2 = revision(with_version(v1, "2"))
+    r1 = apply_and_settle(cp, ns, v1)
+    r2 = roll_to(cp, ns, v1, "2")
     wait_for(
         "v2 at 50%",
         lambda: (
@@ -152,9 +108,7 @@ def test_abort_returns_all_traffic_to_stable_at_once(
 
     control(cp, ns, NAME, "abort", "abort-1")
 
-    st = wait_for(
-        "aborted", lambda: ((s := status(cp, ns, NAME)).get("phase") == "Degraded" and s) or None
-    )
+    st = wait_for("aborted", lambda: in_phase(cp, ns, NAME, "Degraded"))
     assert st["canaryWeight"] == 0
     assert st["stableRevision"] == r1
     wait_for("canary scaled to zero", lambda: deployments(cp, ns, NAME) == {r1: 3, r2: 0})
@@ -165,23 +119,11 @@ def test_blue_green_switches_the_active_service(
     operator: Operator, control_plane: ControlPlane, namespace: str
 ) -> None:
     cp, ns = control_plane, namespace
-    v1: dict[str, Any] = {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": canary_md(NAME, "1", [])["spec"]["model"],
-            "replicas": 3,
-            "strategy": {"blueGreen": {"autoPromotion": False}},
-        },
-    }
-    apply(cp, ns, v1)
-    r1 = revision(v1)
-    wait_for("v1 Healthy", lambda: healthy_on(cp, ns, r1))
+    v1 = md_manifest(NAME, model("1"), {"blueGreen": {"autoPromotion": False}})
+    r1 = apply_and_settle(cp, ns, v1)
     assert selectors(cp, ns, NAME)[""]["modelrollout.io/revision"] == r1
 
-    set_version(cp, ns, NAME, "2")
-    r2 = revision(with_version(v1, "2"))
+    r2 = roll_to(cp, ns, v1, "2")
 
     def previewing() -> bool:
         services = selectors(cp, ns, NAME)
@@ -196,16 +138,14 @@ def test_blue_green_switches_the_active_service(
         "active switched to v2",
         lambda: selectors(cp, ns, NAME)[""]["modelrollout.io/revision"] == r2,
     )
-    wait_for("v2 Healthy", lambda: healthy_on(cp, ns, r2))
+    wait_for("v2 Healthy", lambda: healthy_on(cp, ns, NAME, r2))
 
 
 def test_deleting_the_model_deployment_removes_its_children(
     operator: Operator, control_plane: ControlPlane, namespace: str
 ) -> None:
     cp, ns = control_plane, namespace
-    v1 = canary_md(NAME, "1", [{"setWeight": 50}])
-    apply(cp, ns, v1)
-    wait_for("v1 Healthy", lambda: healthy_on(cp, ns, revision(v1)))
+    apply_and_settle(cp, ns, canary_md(NAME, "1", [{"setWeight": 50}]))
     assert deployments(cp, ns, NAME) and selectors(cp, ns, NAME)
 
     cp.kubectl("delete", "modeldeployment", NAME, "-n", ns, "--wait=true", "--timeout=60s")

@@ -15,7 +15,8 @@ import pytest
 
 from modelrollout.analysis.runner import AnalysisRunner
 from modelrollout.api import AnalysisSpec, MetricResult, Verdict
-from tests.e2e.prometheus import PrometheusProcess, SyntheticExporter, SyntheticRevision, free_port
+from tests.e2e.prometheus import PrometheusProcess, SyntheticExporter, SyntheticRevision
+from tests.testenv.controlplane import free_port
 
 NS, NAME = "ml", "fraud"
 REVISIONS = [

@@ -20,7 +20,8 @@ from modelrollout.analysis.prometheus import (
     Timeout,
     Unreachable,
 )
-from tests.e2e.prometheus import PrometheusProcess, StaticExporter, Target, free_port
+from tests.e2e.prometheus import PrometheusProcess, StaticExporter, Target
+from tests.testenv.controlplane import free_port
 
 # bcrypt of "s3cret" (cost 4), made with crypt.crypt(..., crypt.mksalt(METHOD_BLOWFISH, rounds=16))
 PASSWORD_HASH = "$2b$04$Fl7eyPVAAyeIqHCwwhqw8.TS9PnLorTmklCUrgmXHY.ZveUuN8aaS"

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modelrollout.kube import SERVICES, Kube, ResourceKind, make_api_client
-from modelrollout.traffic.base import NAME_LABEL, REVISION_LABEL, Target
+from modelrollout.traffic.base import NAME_LABEL, REVISION_LABEL, Target, TrafficRouter
 from modelrollout.traffic.gateway_api import GatewayApiRouter
 from modelrollout.traffic.istio import IstioRouter
 from modelrollout.traffic.nginx import NginxRouter
@@ -67,12 +67,9 @@ def target(control_plane: ControlPlane, namespace: str, kube: Kube) -> Target:
     return Target(name, namespace, ref)
 
 
-def apply_services(kube: Kube, target: Target, stable: str, canary: str) -> None:
-    for service, revision in (
-        (target.name, None),
-        (target.stable_service, stable),
-        (target.canary_service, canary),
-    ):
+def apply_services(kube: Kube, target: Target, revisions: Mapping[str, str | None]) -> None:
+    """Services as the core writes them: service name -> the revision it selects (None: all)."""
+    for service, revision in revisions.items():
         selector = {NAME_LABEL: target.name}
         if revision:
             selector[REVISION_LABEL] = revision
@@ -90,24 +87,36 @@ def apply_services(kube: Kube, target: Target, stable: str, canary: str) -> None
         )
 
 
+def apply_routing(
+    cp: ControlPlane, kube: Kube, target: Target, api_version: str, kind: str, spec: dict[str, Any]
+) -> None:
+    """The user's routing object `web`, and the canary Services of stable aaa and canary bbb."""
+    metadata = {"name": "web", "namespace": target.namespace}
+    obj = {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
+    cp.kubectl("apply", "-f", "-", input=json.dumps(obj))
+    revisions = {target.name: None, target.stable_service: "aaa", target.canary_service: "bbb"}
+    apply_services(kube, target, revisions)
+
+
+def read_back(router: TrafficRouter, target: Target) -> tuple[str | None, str | None, int]:
+    """(stable, canary, canary weight) as the router reads them from the cluster."""
+    seen = router.current_weight(target)
+    assert seen is not None
+    return seen.stable_revision, seen.canary_revision, seen.canary_weight
+
+
 def test_gateway_api_sets_and_reads_backend_weights(
     router_crds: None, control_plane: ControlPlane, kube: Kube, target: Target
 ) -> None:
     ns = target.namespace
-    route = {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "web", "namespace": ns},
-        "spec": {
-            "parentRefs": [{"name": "gw"}],
-            "rules": [
-                {"backendRefs": [{"name": target.stable_service, "port": 8080}]},
-                {"backendRefs": [{"name": "unrelated", "port": 80, "weight": 5}]},
-            ],
-        },
+    spec = {
+        "parentRefs": [{"name": "gw"}],
+        "rules": [
+            {"backendRefs": [{"name": target.stable_service, "port": 8080}]},
+            {"backendRefs": [{"name": "unrelated", "port": 80, "weight": 5}]},
+        ],
     }
-    control_plane.kubectl("apply", "-f", "-", input=json.dumps(route))
-    apply_services(kube, target, "aaa", "bbb")
+    apply_routing(control_plane, kube, target, "gateway.networking.k8s.io/v1", "HTTPRoute", spec)
     router = GatewayApiRouter(kube, "web", port=8080)
 
     router.set_weight(target, "aaa", "bbb", 30)
@@ -118,9 +127,7 @@ def test_gateway_api_sets_and_reads_backend_weights(
         {"name": target.canary_service, "port": 8080, "weight": 30},
     ]
     assert rules[1]["backendRefs"] == [{"name": "unrelated", "port": 80, "weight": 5}]
-    seen = router.current_weight(target)
-    assert seen is not None
-    assert (seen.stable_revision, seen.canary_revision, seen.canary_weight) == ("aaa", "bbb", 30)
+    assert read_back(router, target) == ("aaa", "bbb", 30)
 
     router.switch_active(target, "bbb", None)  # blue/green: everything to <name>-stable
     refs = get(control_plane, ns, "httproute", "web")["spec"]["rules"][0]["backendRefs"]
@@ -131,31 +138,20 @@ def test_istio_sets_and_reads_route_weights(
     router_crds: None, control_plane: ControlPlane, kube: Kube, target: Target
 ) -> None:
     ns = target.namespace
-    vs = {
-        "apiVersion": "networking.istio.io/v1beta1",
-        "kind": "VirtualService",
-        "metadata": {"name": "web", "namespace": ns},
-        "spec": {
-            "hosts": ["web.example"],
-            "http": [
-                {
-                    "name": "primary",
-                    "route": [
-                        {
-                            "destination": {
-                                "host": f"{target.stable_service}.{ns}.svc.cluster.local",
-                                "port": {"number": 8080},
-                            },
-                            "weight": 100,
-                        }
-                    ],
-                },
-                {"name": "other", "route": [{"destination": {"host": "elsewhere"}}]},
-            ],
-        },
+    stable = {
+        "host": f"{target.stable_service}.{ns}.svc.cluster.local",
+        "port": {"number": 8080},
     }
-    control_plane.kubectl("apply", "-f", "-", input=json.dumps(vs))
-    apply_services(kube, target, "aaa", "bbb")
+    spec = {
+        "hosts": ["web.example"],
+        "http": [
+            {"name": "primary", "route": [{"destination": stable, "weight": 100}]},
+            {"name": "other", "route": [{"destination": {"host": "elsewhere"}}]},
+        ],
+    }
+    apply_routing(
+        control_plane, kube, target, "networking.istio.io/v1beta1", "VirtualService", spec
+    )
     router = IstioRouter(kube, "web", routes=("primary",))
 
     router.set_weight(target, "aaa", "bbb", 25)
@@ -166,44 +162,20 @@ def test_istio_sets_and_reads_route_weights(
         {"destination": {"host": target.canary_service, "port": {"number": 8080}}, "weight": 25},
     ]
     assert http[1] == {"name": "other", "route": [{"destination": {"host": "elsewhere"}}]}
-    seen = router.current_weight(target)
-    assert seen is not None
-    assert (seen.stable_revision, seen.canary_revision, seen.canary_weight) == ("aaa", "bbb", 25)
+    assert read_back(router, target) == ("aaa", "bbb", 25)
 
 
 def test_nginx_writes_an_owned_canary_ingress(
     control_plane: ControlPlane, kube: Kube, target: Target
 ) -> None:
     ns = target.namespace
-    stable = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": "web", "namespace": ns},
-        "spec": {
-            "ingressClassName": "nginx",
-            "rules": [
-                {
-                    "host": "web.example",
-                    "http": {
-                        "paths": [
-                            {
-                                "path": "/",
-                                "pathType": "Prefix",
-                                "backend": {
-                                    "service": {
-                                        "name": target.stable_service,
-                                        "port": {"number": 8080},
-                                    }
-                                },
-                            }
-                        ]
-                    },
-                }
-            ],
-        },
+    backend = {"service": {"name": target.stable_service, "port": {"number": 8080}}}
+    path = {"path": "/", "pathType": "Prefix", "backend": backend}
+    spec = {
+        "ingressClassName": "nginx",
+        "rules": [{"host": "web.example", "http": {"paths": [path]}}],
     }
-    control_plane.kubectl("apply", "-f", "-", input=json.dumps(stable))
-    apply_services(kube, target, "aaa", "bbb")
+    apply_routing(control_plane, kube, target, "networking.k8s.io/v1", "Ingress", spec)
     router = NginxRouter(kube, "web")
 
     router.set_weight(target, "aaa", "bbb", 40)
@@ -219,8 +191,7 @@ def test_nginx_writes_an_owned_canary_ingress(
     # The user's Ingress is only read.
     user_annotations = get(control_plane, ns, "ingress", "web")["metadata"].get("annotations", {})
     assert not any(key.startswith("nginx.ingress") for key in user_annotations)
-    seen = router.current_weight(target)
-    assert seen is not None and seen.canary_weight == 40
+    assert read_back(router, target)[2] == 40
 
     router.set_weight(target, "aaa", None, 0)  # rollout over: no canary traffic
     canary = get(control_plane, ns, "ingress", "web-canary")
@@ -230,26 +201,8 @@ def test_nginx_writes_an_owned_canary_ingress(
 def test_replicas_router_reads_blue_green_selectors(kube: Kube, target: Target) -> None:
     router = ReplicasRouter(kube, blue_green=True)
     assert router.current_weight(target) is None  # nothing routed yet
-    for service, revision in (
-        (target.name, "bbb"),
-        (target.stable_service, "bbb"),
-        (target.preview_service, "ccc"),
-    ):
-        kube.apply(
-            SERVICES,
-            {
-                "metadata": {
-                    "name": service,
-                    "namespace": target.namespace,
-                    "labels": {NAME_LABEL: target.name},
-                    "ownerReferences": [target.owner_reference],
-                },
-                "spec": {
-                    "selector": {NAME_LABEL: target.name, REVISION_LABEL: revision},
-                    "ports": [{"name": "http", "port": 8080}],
-                },
-            },
-        )
+    revisions = {target.name: "bbb", target.stable_service: "bbb", target.preview_service: "ccc"}
+    apply_services(kube, target, revisions)
     seen = router.current_weight(target)
     assert seen is not None
     assert (seen.active_revision, seen.preview_revision) == ("bbb", "ccc")

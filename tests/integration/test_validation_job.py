@@ -12,14 +12,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from modelrollout.api import ModelDeploymentSpec
-from modelrollout.core.revision import compute_revision
 from modelrollout.core.validation_job import SPEC_ENV
 from tests.integration.operator_process import (
     Operator,
@@ -27,8 +22,11 @@ from tests.integration.operator_process import (
     control,
     deployments,
     events,
+    healthy_on,
+    in_phase,
     kubectl_json,
-    settled_on,
+    md_manifest,
+    revision,
     status,
     wait_for,
 )
@@ -39,34 +37,20 @@ NAME = "fraud"
 VALIDATE = Path(sys.executable).parent / "modelrollout-validate"
 
 
-@pytest.fixture
-def operator(
-    crd: str, control_plane: ControlPlane, namespace: str, tmp_path: Path
-) -> Iterator[Operator]:
-    op = Operator(control_plane, namespace, tmp_path).start()
-    try:
-        yield op
-    finally:
-        op.stop()
-        print(op.log()[-20000:])  # shown by pytest when the test failed
-
-
 def md(model: dict[str, Any], validation: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": model,
-            "replicas": 2,
-            "validation": validation,
-            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "1s"}}]}},
-        },
-    }
+    steps = [{"setWeight": 50}, {"pause": {"duration": "1s"}}]
+    return md_manifest(NAME, model, {"canary": {"steps": steps}}, 2, validation=validation)
 
 
-def revision(manifest: dict[str, Any]) -> str:
-    return compute_revision(ModelDeploymentSpec.model_validate(manifest["spec"]))
+def holdout_validation(
+    tmp: Path, timeout: int, *checks: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The sample classifiers (good, bad) and a spec.validation on their holdout rows."""
+    good, bad = samples.classifiers(tmp)
+    spec = samples.classification_input(tmp, good, None)
+    validation = {k: spec[k] for k in ("dataset", "target", "metrics", *checks)}
+    validation["timeoutSeconds"] = timeout
+    return good, bad, validation
 
 
 def job_of(cp: ControlPlane, ns: str, rev: str) -> dict[str, Any] | None:
@@ -151,16 +135,13 @@ def test_gate_passes_a_good_model_and_stops_a_worse_one(
     operator: Operator, control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     cp, ns = control_plane, namespace
-    good, bad = samples.classifiers(tmp_path)
-    spec = samples.classification_input(tmp_path, good, None)
-    validation = {k: spec[k] for k in ("dataset", "target", "metrics", "dataChecks")}
-    validation["timeoutSeconds"] = 300
+    good, bad, validation = holdout_validation(tmp_path, 300, "dataChecks")
 
     # First deployment: validated on its own (no stable to compare with), then deployed.
     v1 = md(good, validation)
     r1 = revision(v1)
     apply(cp, ns, v1)
-    wait_for("phase Validating", lambda: status(cp, ns, NAME).get("phase") == "Validating")
+    wait_for("phase Validating", lambda: in_phase(cp, ns, NAME, "Validating"))
     job, code = play_kubelet(cp, ns, r1, tmp_path)
     assert code == 0
     assert job["spec"]["backoffLimit"] == 0
@@ -168,11 +149,7 @@ def test_gate_passes_a_good_model_and_stops_a_worse_one(
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
-    def healthy_on(rev: str) -> dict[str, Any] | None:
-        st = status(cp, ns, NAME)
-        return st if settled_on(st, rev) else None
-
-    st = wait_for("first revision Healthy", lambda: healthy_on(r1))
+    st = wait_for("first revision Healthy", lambda: healthy_on(cp, ns, NAME, r1))
     assert st["validation"]["result"] == "Passed"
     assert st["validation"]["revision"] == r1
     assert [m["name"] for m in st["validation"]["metrics"]] == ["accuracy", "roc_auc"]
@@ -196,11 +173,7 @@ def test_gate_passes_a_good_model_and_stops_a_worse_one(
     _, code = play_kubelet(cp, ns, r2, tmp_path)
     assert code == 1
 
-    def degraded() -> dict[str, Any] | None:
-        st = status(cp, ns, NAME)
-        return st if st.get("phase") == "Degraded" else None
-
-    st = wait_for("phase Degraded", degraded)
+    st = wait_for("phase Degraded", lambda: in_phase(cp, ns, NAME, "Degraded"))
     assert st["stableRevision"] == r1
     assert st.get("canaryWeight", 0) == 0
     assert st["validation"]["result"] == "Failed"
@@ -224,10 +197,10 @@ def test_gate_passes_a_good_model_and_stops_a_worse_one(
         return job if job is not None and job["metadata"]["uid"] != first_uid else None
 
     wait_for("a new validation Job", replaced)
-    wait_for("phase Validating again", lambda: status(cp, ns, NAME).get("phase") == "Validating")
+    wait_for("phase Validating again", lambda: in_phase(cp, ns, NAME, "Validating"))
     _, code = play_kubelet(cp, ns, r2, tmp_path)
     assert code == 1
-    again = wait_for("phase Degraded again", degraded)
+    again = wait_for("phase Degraded again", lambda: in_phase(cp, ns, NAME, "Degraded"))
     assert again["validation"]["startedAt"] > st["validation"]["startedAt"]
     assert again["stableRevision"] == r1
 
@@ -236,18 +209,12 @@ def test_a_validation_that_times_out_is_an_error_not_a_pass(
     operator: Operator, control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     cp, ns = control_plane, namespace
-    good, _ = samples.classifiers(tmp_path)
-    spec = samples.classification_input(tmp_path, good, None)
-    validation = {k: spec[k] for k in ("dataset", "target", "metrics")}
-    validation["timeoutSeconds"] = 2  # the pod stays Running: nobody plays the kubelet here
+    # The pod stays Running: nobody plays the kubelet here.
+    good, _, validation = holdout_validation(tmp_path, 2)
     v1 = md(good, validation)
     apply(cp, ns, v1)
 
-    def degraded() -> dict[str, Any] | None:
-        st = status(cp, ns, NAME)
-        return st if st.get("phase") == "Degraded" else None
-
-    st = wait_for("phase Degraded after the deadline", degraded)
+    st = wait_for("phase Degraded after the deadline", lambda: in_phase(cp, ns, NAME, "Degraded"))
     assert st["validation"]["result"] == "Error"
     assert st["validation"]["message"] == "validation timed out after 2s"
     assert not st.get("stableRevision")
