@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.argocd_lua import ArgoLua, action_patches
+from tests.unit.control_fields import CONTROL_FIELDS
 
 ARGOCD = Path(__file__).resolve().parents[2] / "manifests" / "argocd"
 
@@ -139,15 +140,7 @@ def test_discovery_offers_what_makes_sense(lua: ArgoLua) -> None:
     assert not degraded["resume"]["disabled"]
 
 
-@pytest.mark.parametrize(
-    ("action", "field"),
-    [
-        ("promote", "promote"),
-        ("promote-full", "promoteFull"),
-        ("abort", "abort"),
-        ("retry", "retry"),
-    ],
-)
+@pytest.mark.parametrize(("action", "field"), CONTROL_FIELDS)
 def test_control_actions_set_a_token_in_status(lua: ArgoLua, action: str, field: str) -> None:
     before = md(st("Paused", canaryRevision="b", currentStepIndex=2))
     after = lua.action(action, before)

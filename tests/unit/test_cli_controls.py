@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from modelrollout.cli import controls
 from modelrollout.cli.app import build_parser
 from modelrollout.cli.kubeapi import Connection, ModelDeployments, _explain
+from tests.unit.control_fields import CONTROL_FIELDS
 
 
 def obj(**status: Any) -> dict[str, Any]:
@@ -28,15 +29,7 @@ def test_token_is_new_each_time_and_fits_the_api_limit() -> None:
     assert a.startswith("kubectl-20261123T120000.123456Z-")
 
 
-@pytest.mark.parametrize(
-    ("action", "field"),
-    [
-        ("promote", "promote"),
-        ("promote-full", "promoteFull"),
-        ("abort", "abort"),
-        ("retry", "retry"),
-    ],
-)
+@pytest.mark.parametrize(("action", "field"), CONTROL_FIELDS)
 def test_control_patches_touch_only_their_status_field(action: str, field: str) -> None:
     assert controls.control_patch(action, "t1") == {"status": {field: "t1"}}
 
