@@ -8,14 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from modelrollout.analysis.runner import AnalysisRunner
-from modelrollout.api import AnalysisSpec, AnalysisStatus, Outcome, Phase
+from modelrollout.api import AnalysisSpec, Outcome, Phase
 from modelrollout.cli.render import list_view, status_view
 from modelrollout.core.analysis_policy import evaluate
 from modelrollout.core.children import OwnerRef, service_manifests
-from modelrollout.core.evaluation import AnalysisOutcome, RunVerdict
+from modelrollout.core.evaluation import RunVerdict
 from modelrollout.core.observation import AnalysisMeasurements
-from modelrollout.core.plan import AnalysisKind, AnalysisRequest, Plan, TrafficPlan
+from modelrollout.core.plan import AnalysisKind, Plan, TrafficPlan
 from modelrollout.core.simulation import SimRollout
+from tests.unit.scripted_rollout import ScriptedEvaluator
 from tests.unit.test_core_bluegreen import ANALYSIS, ByKind
 from tests.unit.test_core_canary import replicas, spec, started
 
@@ -195,21 +196,10 @@ def test_a_restarted_operator_resumes_the_same_analysis_run() -> None:
 
 def test_background_analysis_stops_when_the_window_opens() -> None:
     rollout, _, _, _ = in_window(background={})
-    asked: list[AnalysisKind] = []
-
-    def record(
-        request: AnalysisRequest,
-        previous: AnalysisStatus | None,
-        measurements: AnalysisMeasurements | None,
-        now: datetime,
-    ) -> AnalysisOutcome:
-        asked.append(request.kind)
-        return ByKind({})(request, previous, measurements, now)
-
-    rollout.evaluate = record
+    rollout.evaluate = asked = ScriptedEvaluator()
     rollout.cluster.tick(30)
     rollout.reconcile()
-    assert asked == [AnalysisKind.POST_PROMOTION]
+    assert [r.kind for r in asked.requests] == [AnalysisKind.POST_PROMOTION]
 
 
 def test_spec_without_the_window_mid_window_promotes() -> None:
