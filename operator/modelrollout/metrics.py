@@ -40,13 +40,31 @@ EVENTS = Counter(
 class Snapshot:
     phase: str
     canary_weight: int
+    # Labels of the `_info` series: model name and version (from the spec), and the revisions.
+    model: str = ""
+    version: str = ""
+    stable_revision: str = ""
+    canary_revision: str = ""
 
 
 _SNAPSHOTS: dict[tuple[str, str], Snapshot] = {}
+INFO_LABELS = ("model", "version", "stable_revision", "canary_revision")
 
 
-def record(namespace: str, name: str, phase: str, canary_weight: int) -> None:
-    _SNAPSHOTS[namespace, name] = Snapshot(phase, canary_weight)
+def record(
+    namespace: str,
+    name: str,
+    phase: str,
+    canary_weight: int,
+    *,
+    model: str = "",
+    version: str = "",
+    stable_revision: str = "",
+    canary_revision: str = "",
+) -> None:
+    _SNAPSHOTS[namespace, name] = Snapshot(
+        phase, canary_weight, model, version, stable_revision, canary_revision
+    )
 
 
 def forget(namespace: str, name: str) -> None:
@@ -68,10 +86,21 @@ class _ObjectCollector(Collector):
             "Share of traffic sent to the canary (0..1), per ModelDeployment.",
             labels=["namespace", "name"],
         )
+        # Versions and revisions change with every rollout, so they live only here, in one
+        # series per object (join on namespace/name), never on the other series.
+        info = GaugeMetricFamily(
+            "modelrollout_modeldeployment_info",
+            "Always 1, per ModelDeployment: model, spec version, stable and canary revision.",
+            labels=["namespace", "name", *INFO_LABELS],
+        )
         for (namespace, name), snapshot in sorted(snapshots.items()):
             weight.add_metric([namespace, name], snapshot.canary_weight / 100)
+            info.add_metric(
+                [namespace, name, *(getattr(snapshot, label) for label in INFO_LABELS)], 1
+            )
         yield by_phase
         yield weight
+        yield info
 
 
 REGISTRY.register(_ObjectCollector())

@@ -249,7 +249,16 @@ def reconcile_sync(shell: Shell, namespace: str, name: str) -> float | None:
         metrics.RECONCILES.labels("conflict").inc()
         return CONFLICT_RETRY_SECONDS
     phase = plan.status.phase.value if plan.status.phase else "Pending"
-    metrics.record(namespace, name, phase, plan.status.canary_weight)
+    metrics.record(
+        namespace,
+        name,
+        phase,
+        plan.status.canary_weight,
+        model=ctx.spec.model.name,
+        version=ctx.spec.model.version,
+        stable_revision=plan.status.stable_revision or "",
+        canary_revision=plan.status.canary_revision or "",
+    )
     metrics.RECONCILES.labels("success").inc()
     return plan.requeue_after
 

@@ -1,0 +1,56 @@
+"""The operator's `_info` series (DESIGN.md: model versions only there, never on other series)."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelrollout import metrics
+
+
+def scrape() -> dict[str, list[dict[str, str]]]:
+    text = generate_latest(REGISTRY).decode()
+    return {
+        family.name: [dict(s.labels, value=str(s.value)) for s in family.samples]
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("modelrollout_")
+    }
+
+
+def test_info_series_carries_versions_and_leaves_with_the_object() -> None:
+    metrics.record(
+        "ml", "fraud", "Progressing", 25,
+        model="fraud-detector", version="7", stable_revision="5d8f7c", canary_revision="9b1e22",
+    )  # fmt: skip
+    try:
+        families = scrape()
+        info = [s for s in families["modelrollout_modeldeployment_info"] if s["name"] == "fraud"]
+        assert info == [
+            {
+                "namespace": "ml",
+                "name": "fraud",
+                "model": "fraud-detector",
+                "version": "7",
+                "stable_revision": "5d8f7c",
+                "canary_revision": "9b1e22",
+                "value": "1.0",
+            }
+        ]
+        # Versions and revisions stay off every other series.
+        for family, samples in families.items():
+            if family != "modelrollout_modeldeployment_info":
+                for sample in samples:
+                    assert not {"version", "stable_revision", "canary_revision"} & set(sample)
+    finally:
+        metrics.forget("ml", "fraud")
+    after = scrape().get("modelrollout_modeldeployment_info", [])
+    assert [s for s in after if s["name"] == "fraud"] == []
+
+
+def test_record_without_info_keeps_the_positional_form() -> None:
+    metrics.record("ml", "plain", "Healthy", 0)
+    try:
+        info = [s for s in scrape()["modelrollout_modeldeployment_info"] if s["name"] == "plain"]
+        assert info and info[0]["version"] == "" and info[0]["stable_revision"] == ""
+    finally:
+        metrics.forget("ml", "plain")
