@@ -13,7 +13,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from modelrollout.api import ModelDeploymentSpec
 from modelrollout.core.revision import compute_revision
 from modelrollout.kube import HTTPROUTES, SERVICES, Kube, make_api_client
 from tests.e2e.prometheus import PrometheusProcess, Target
-from tests.integration.operator_process import Operator, apply, settled_on, status
+from tests.integration.operator_process import Operator, apply, events, settled_on, status
 from tests.server.process import ServerProcess
 from tests.testenv.controlplane import ControlPlane
 
@@ -62,12 +62,16 @@ class Fleet:
         self.servers: dict[str, ServerProcess] = {}
         self.spares: list[tuple[str, ServerProcess]] = []
 
-    def start(self, revision: str, *faults: str) -> ServerProcess:
+    def _spawn(self, revision: str, log: str, faults: tuple[str, ...]) -> ServerProcess:
         args = ["--name", NAME, "--uri", str(self.model), "--format", "skops",
                 "--revision", revision, "--version", revision,
                 *self.base_args, *faults]  # fmt: skip
-        server = ServerProcess(args, self.log_dir / f"server-{revision}.log").start()
+        server = ServerProcess(args, self.log_dir / log).start()
         server.wait_loaded()
+        return server
+
+    def start(self, revision: str, *faults: str) -> ServerProcess:
+        server = self._spawn(revision, f"server-{revision}.log", faults)
         self.servers[revision] = server
         return server
 
@@ -77,12 +81,7 @@ class Fleet:
         `swap` then sends the revision's load to it at once: a degradation without the data gap
         a restart would leave in Prometheus.
         """
-        args = ["--name", NAME, "--uri", str(self.model), "--format", "skops",
-                "--revision", revision, "--version", revision,
-                *self.base_args, *faults]  # fmt: skip
-        log = self.log_dir / f"server-{revision}-spare{len(self.spares)}.log"
-        server = ServerProcess(args, log).start()
-        server.wait_loaded()
+        server = self._spawn(revision, f"server-{revision}-spare{len(self.spares)}.log", faults)
         self.spares.append((revision, server))
         return server
 
@@ -109,30 +108,66 @@ class Routing:
     weights: dict[str, int] = field(default_factory=dict)
 
 
+def selected_revision(kube: Kube, namespace: str, service: str) -> str | None:
+    """The revision a Service selects (what its endpoints would be on a real cluster)."""
+    found = kube.get(SERVICES, namespace, service)
+    selector = (found or {}).get("spec", {}).get("selector") or {}
+    revision: str | None = selector.get("modelrollout.io/revision")
+    return revision
+
+
 def read_routing(kube: Kube, namespace: str) -> dict[str, int]:
+    """Canary through the gateway: the HTTPRoute's backend weights, by the revision selected."""
     route = kube.get(HTTPROUTES, namespace, ROUTE)
     if route is None:
         return {}
     weights: dict[str, int] = {}
     for ref in route["spec"]["rules"][0].get("backendRefs", []):
-        service = kube.get(SERVICES, namespace, ref["name"])
-        selector = (service or {}).get("spec", {}).get("selector") or {}
-        revision = selector.get("modelrollout.io/revision")
+        revision = selected_revision(kube, namespace, ref["name"])
         if revision:
             weights[revision] = weights.get(revision, 0) + int(ref.get("weight", 1))
     return weights
 
 
+# Share of requests sent to `<name>-preview` while it selects another revision than `<name>`.
+PREVIEW_SHARE = 50
+
+
+def read_blue_green(kube: Kube, namespace: str) -> dict[str, int]:
+    """Blue/green: clients call `<name>` (the active revision); while a preview exists, a share
+    of the requests goes to `<name>-preview`, as the smoke or shadow traffic that pre-promotion
+    analysis needs would on a real cluster (no production client calls the preview)."""
+    active = selected_revision(kube, namespace, NAME)
+    if active is None:
+        return {}
+    preview = selected_revision(kube, namespace, f"{NAME}-preview")
+    if preview is None or preview == active:
+        return {active: 100}
+    return {active: 100 - PREVIEW_SHARE, preview: PREVIEW_SHARE}
+
+
+RoutingReader = Callable[[Kube, str], dict[str, int]]
+
+
 class LoadGenerator:
-    """Sends `rps` inference requests per second, split by the HTTPRoute's weights.
+    """Sends `rps` inference requests per second, split by the weights `read` returns (default:
+    the HTTPRoute's).
 
     Runs its own event loop in a thread; requests are fired on a fixed schedule (not one after
     another), so a slow revision does not lower the offered load. `changes` records every
     routing change seen (monotonic time, weights) for the benchmark.
     """
 
-    def __init__(self, kube: Kube, namespace: str, fleet: Fleet, rps: float) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        fleet: Fleet,
+        rps: float,
+        read: RoutingReader = read_routing,
+    ) -> None:
         self.kube = kube
+        self.read = read
         self.namespace = namespace
         self.fleet = fleet
         self.rps = rps
@@ -154,7 +189,7 @@ class LoadGenerator:
     async def _follow_routing(self) -> None:
         while not self._stop.is_set():
             try:
-                weights = await asyncio.to_thread(read_routing, self.kube, self.namespace)
+                weights = await asyncio.to_thread(self.read, self.kube, self.namespace)
             except Exception:  # the API server may be busy; keep the last weights
                 weights = self.weights
             if weights != self.weights:
@@ -200,8 +235,11 @@ def md_manifest(
     prometheus: str,
     metrics: list[dict[str, Any]],
     steps: list[dict[str, Any]] | None = None,
+    strategy: dict[str, Any] | None = None,
     **analysis: Any,
 ) -> dict[str, Any]:
+    """Version `version` of the ModelDeployment; the strategy defaults to a canary through the
+    HTTPRoute with `steps` (default: 50 %, then analysis)."""
     spec_analysis = {
         "interval": "2s",
         "count": 3,
@@ -222,7 +260,8 @@ def md_manifest(
                 "format": "skops",
             },
             "replicas": 1,
-            "strategy": {
+            "strategy": strategy
+            or {
                 "canary": {
                     "steps": steps or [{"setWeight": 50}, {"analysis": {}}],
                     "trafficRouting": {"gatewayAPI": {"httpRoute": ROUTE}},
@@ -268,6 +307,7 @@ class Env:
     kube: Kube
     operator: Operator
     load: LoadGenerator | None = None
+    read: RoutingReader = read_routing
 
     def status(self) -> dict[str, Any]:
         return status(self.cp, self.namespace, NAME)
@@ -286,16 +326,23 @@ class Env:
         st = self.status()
         return st if settled_on(st, revision) else None
 
-    def deploy_stable(self, manifest: dict[str, Any], rps: float) -> str:
+    def deploy_stable(
+        self, manifest: dict[str, Any], rps: float, read: RoutingReader = read_routing
+    ) -> str:
+        """Version 1 Healthy, then load that follows `read` (the HTTPRoute by default)."""
+        self.read = read
         revision = self.add_revision(manifest)
         self.apply(manifest)
         wait_until("stable Healthy", lambda: self.healthy_on(revision))
-        self.load = LoadGenerator(self.kube, self.namespace, self.fleet, rps).start()
+        self.load = LoadGenerator(self.kube, self.namespace, self.fleet, rps, read).start()
         wait_until("load on stable", lambda: self.load and self.load.weights.get(revision))
         return revision
 
     def routing(self) -> dict[str, int]:
-        return read_routing(self.kube, self.namespace)
+        return self.read(self.kube, self.namespace)
+
+    def events(self) -> list[dict[str, Any]]:
+        return events(self.cp, self.namespace, NAME)
 
 
 @contextmanager
