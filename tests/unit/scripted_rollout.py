@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from modelrollout.api import AnalysisStatus, ModelDeploymentSpec
 from modelrollout.core.evaluation import AnalysisEvaluator, AnalysisOutcome, RunVerdict
 from modelrollout.core.observation import AnalysisMeasurements
-from modelrollout.core.plan import AnalysisRequest
+from modelrollout.core.plan import AnalysisKind, AnalysisRequest
 from modelrollout.core.simulation import SimCluster, SimRollout
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -18,7 +18,8 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 @dataclass
 class ScriptedEvaluator:
     """An evaluator that returns the verdict the test sets (the same inputs give the same
-    outcome), and records what it was asked."""
+    outcome), and records what it was asked. Background runs stay Running instead of
+    Successful, as with the real outcome policy."""
 
     verdict: RunVerdict = RunVerdict.RUNNING
     message: str | None = None  # None: the verdict's own value
@@ -34,11 +35,14 @@ class ScriptedEvaluator:
     ) -> AnalysisOutcome:
         self.requests.append(request)
         self.fresh.append(measurements)
-        message = self.verdict.value if self.message is None else self.message
+        verdict = self.verdict
+        if request.kind is AnalysisKind.BACKGROUND and verdict is RunVerdict.SUCCESSFUL:
+            verdict = RunVerdict.RUNNING  # as the real policy: background runs never complete
+        message = verdict.value if self.message is None else self.message
         status = AnalysisStatus(
             revision=request.canary_revision, kind=request.kind.value, message=message
         )
-        return AnalysisOutcome(self.verdict, message, status, now + timedelta(seconds=30))
+        return AnalysisOutcome(verdict, message, status, now + timedelta(seconds=30))
 
 
 def changed(

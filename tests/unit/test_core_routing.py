@@ -90,6 +90,35 @@ def test_exact_router_keeps_the_old_stable_until_the_router_reads_the_switch_bac
     assert replicas(rollout)[stable] == 0
 
 
+def test_a_router_never_read_back_keeps_the_old_stable_after_the_promotion() -> None:
+    rollout = healthy()
+    stable = rollout.status.stable_revision
+    assert stable is not None
+    rollout.change_spec(spec("2"))
+    candidate = compute_revision(rollout.spec)
+    rollout.settle()
+    rollout.request("promote")
+    for _ in range(3):
+        rollout.cluster.router = None  # the routing object could not be read back
+        plan = rollout.reconcile()
+        assert plan.status.stable_revision == candidate
+        assert replicas(rollout)[stable] == 3
+        assert plan.requeue_after is not None
+    # The last decision's routing was written and reads back: now the old stable goes.
+    rollout.reconcile()
+    assert replicas(rollout)[stable] == 0
+
+
+def test_a_first_revision_superseded_before_any_stable_is_scaled_down_without_a_router() -> None:
+    rollout = SimRollout(spec("1"), SimCluster(now=T0))
+    first = rollout.reconcile().revision
+    assert replicas(rollout) == {first: 3}
+    rollout.change_spec(spec("2"))
+    rollout.reconcile()
+    assert rollout.cluster.router is None
+    assert replicas(rollout)[first] == 0
+
+
 def test_rollback_window_keeps_the_previous_revision_warm_and_undo_skips_the_steps() -> None:
     rollout = healthy(rollbackWindow="10m")
     first = rollout.status.stable_revision

@@ -7,6 +7,8 @@ verdicts, operator restarts (status round-tripped through JSON) and routers that
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
@@ -19,6 +21,7 @@ from modelrollout.core.history import history_limit
 from modelrollout.core.observation import Observation
 from modelrollout.core.plan import Plan
 from modelrollout.core.reconcile import decide
+from modelrollout.core.revision import compute_revision
 from modelrollout.core.routing import is_blue_green, uses_replica_weights
 from modelrollout.core.simulation import SimCluster, SimRollout
 
@@ -216,6 +219,11 @@ def check_converges(
         ("tick", 1),
     ],
 )
+# A router that never confirmed the move: the old stable must stay up after the promotion.
+@example(
+    strategy="canary-istio-short",
+    script=[("router_stuck", True), ("ready_all", 0), ("version", 4), ("ready", 0)],
+)
 def test_random_event_sequences_keep_the_invariants(
     strategy: str, script: list[tuple[str, Any]]
 ) -> None:
@@ -266,20 +274,57 @@ def test_random_event_sequences_keep_the_invariants(
         check_converges(rollout.spec, rollout.status, rollout.cluster.observe(), evaluate)
 
 
+@dataclass
+class CandidatePods:
+    """How long the spec's revision has had unready pods, measured here rather than by the core.
+
+    A progressDeadlineSeconds abort is only accepted once its pods truly stayed unready that long.
+    """
+
+    deadline: timedelta
+    unready_since: datetime | None = None
+
+    def see(self, rollout: SimRollout) -> None:
+        pods = rollout.cluster.deployments.get(compute_revision(rollout.spec))
+        if pods is not None and pods.ready >= pods.replicas:
+            self.unready_since = None
+        elif self.unready_since is None:
+            self.unready_since = rollout.cluster.now
+
+    def reconcile(self, rollout: SimRollout) -> None:
+        """One decision; after a justified deadline abort, a person asks for a retry."""
+        self.see(rollout)
+        plan = rollout.reconcile()
+        if any(e.reason == "ProgressDeadlineExceeded" for e in plan.events):
+            assert self.unready_since is not None
+            assert rollout.cluster.now - self.unready_since >= self.deadline
+            rollout.request("retry")
+        self.see(rollout)
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     strategy=st.sampled_from(sorted(STRATEGIES)),
     script=st.lists(st.sampled_from(["ready_all", "tick", "promote"]), max_size=30),
 )
+@example(
+    strategy="bluegreen-analysis",
+    script=["ready_all", "ready_all", "tick", "tick", "tick", "tick"],
+)
 def test_a_candidate_whose_pods_get_ready_ends_healthy_or_waits_on_a_person(
     strategy: str, script: list[str]
 ) -> None:
-    """Liveness: with ready pods, passing analysis and promotes, every rollout reaches Healthy."""
+    """Liveness: with ready pods, passing analysis and promotes, every rollout reaches Healthy.
+
+    Ticks may outlast progressDeadlineSeconds while pods are unready: that abort is right when the
+    pods truly were unready that long, and a retry with ready pods must then still end Healthy.
+    """
     rollout = SimRollout(make_spec(strategy, 1, 2, False), SimCluster(now=T0))
     rollout.evaluate = Verdicts(RunVerdict.SUCCESSFUL)
     rollout.cluster.analysis_available = True
     rollout.settle()
     rollout.change_spec(make_spec(strategy, 2, 2, False))
+    pods = CandidatePods(timedelta(seconds=rollout.spec.progress_deadline_seconds))
     for action in script:
         if action == "ready_all":
             rollout.cluster.make_all_ready()
@@ -287,10 +332,16 @@ def test_a_candidate_whose_pods_get_ready_ends_healthy_or_waits_on_a_person(
             rollout.cluster.tick(61)
         else:
             rollout.request("promote")
-        rollout.reconcile()
+        pods.reconcile(rollout)
     for _ in range(10):
         rollout.request("promote")
         rollout.cluster.tick(61)
-        rollout.settle()
+        pods.reconcile(rollout)
+        for _ in range(20):  # SimRollout.settle, each decision checked
+            rollout.cluster.make_all_ready()
+            before = rollout.status
+            pods.reconcile(rollout)
+            if rollout.status == before:
+                break
     assert rollout.status.phase == "Healthy"
     assert rollout.status.stable_revision == rollout.reconcile().revision

@@ -206,8 +206,13 @@ def _initial(ctx: Context) -> None:
 
 
 def _router_sends_traffic(traffic: TrafficObservation | None, revision: str) -> bool:
+    """Whether the routing object, as read back, may still send traffic to `revision`.
+
+    Unread (None) counts as yes: only a read-back showing the move frees a revision (the
+    routing object is the truth, not what we asked the shell to write).
+    """
     if traffic is None:
-        return False
+        return True
     if traffic.active_revision == revision:
         return True
     if traffic.stable_revision == revision and traffic.canary_weight < 100:
@@ -231,7 +236,12 @@ def _retain(ctx: Context) -> None:
     for revision, seen in ctx.obs.revisions.items():
         if ctx.desired.get(revision, 0) > 0:
             continue
-        if routed and seen.replicas > 0 and _router_sends_traffic(ctx.obs.traffic, revision):
+        if (
+            routed
+            and st.stable_revision is not None  # before a first stable nothing is routed
+            and seen.replicas > 0
+            and _router_sends_traffic(ctx.obs.traffic, revision)
+        ):
             ctx.desired[revision] = seen.replicas
             ctx.requeue_in(ROUTER_RECHECK_SECONDS)
             continue
