@@ -149,6 +149,26 @@ def test_post_promotion_analysis_failure_switches_back() -> None:
     assert replicas(rollout) == {stable: 3, candidate: 0}
 
 
+def test_post_promotion_switches_to_the_candidate_only_with_all_its_pods_ready() -> None:
+    rollout, stable, candidate = started(postPromotionAnalysis={})
+    rollout.evaluate = ByKind({})
+    assert rollout.settle().traffic.active_revision == candidate
+    rollout.change_spec(spec("2", postPromotionAnalysis={}).model_copy(update={"replicas": 5}))
+    rollout.cluster.make_ready(stable)
+    plan = rollout.reconcile()  # 3/5 ready: a scale-up does not switch back
+    assert (plan.traffic.active_revision, plan.status.canary_weight) == (candidate, 100)
+    rollout.cluster.make_ready(candidate, 0)
+    plan = rollout.reconcile()
+    assert (plan.traffic.active_revision, plan.status.canary_weight) == (stable, 0)
+    rollout.cluster.make_ready(candidate, 4)
+    plan = rollout.reconcile()  # back only once all 5 are ready
+    assert plan.traffic.active_revision == stable
+    rollout.cluster.make_ready(candidate)
+    plan = rollout.reconcile()
+    assert plan.traffic.active_revision == candidate
+    assert plan.status.stable_revision == stable  # the analysis still decides
+
+
 def test_post_promotion_success_promotes() -> None:
     rollout, _, candidate = started(postPromotionAnalysis={})
     rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: RunVerdict.SUCCESSFUL})

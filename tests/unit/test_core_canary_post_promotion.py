@@ -88,6 +88,23 @@ def test_candidate_is_scaled_to_full_size_before_the_window_opens() -> None:
     assert "PostPromotionStarted" in [e.reason for e in plan.events]
 
 
+def test_window_gives_the_candidate_all_traffic_back_only_with_all_pods_ready() -> None:
+    rollout, stable, candidate, plan = in_window(routing=GATEWAY)
+    assert plan.traffic.canary_weight == 100
+    rollout.cluster.make_ready(candidate, 0)
+    plan = rollout.reconcile()
+    assert (plan.traffic.canary_weight, plan.status.stable_revision) == (0, stable)
+    rollout.cluster.make_ready(candidate, 1)
+    assert rollout.reconcile().traffic.canary_weight == 0  # not all on one pod of four
+    rollout.cluster.make_ready(candidate)
+    assert rollout.reconcile().traffic.canary_weight == 100
+    # Once it holds the traffic, a scale-up (3/5 ready) does not take it away.
+    rollout.change_spec(rollout.spec.model_copy(update={"replicas": 5}))
+    plan = rollout.reconcile()
+    assert plan.traffic.canary_weight == 100
+    assert replicas(rollout)[candidate] == 5
+
+
 def test_passing_post_promotion_analysis_promotes_and_scales_the_old_stable_down() -> None:
     rollout, stable, candidate, _ = in_window()
     rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: RunVerdict.SUCCESSFUL})

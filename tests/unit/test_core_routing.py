@@ -68,7 +68,9 @@ def test_exact_router_runs_the_canary_at_full_size_and_weights_only_ready_pods()
     assert plan.status.phase == Phase.PAUSED
 
 
-def test_exact_router_keeps_the_old_stable_until_the_router_reads_the_switch_back() -> None:
+def promoting() -> tuple[SimRollout, str, str]:
+    """Version 2 paused at 30% behind an exact router, a promote requested: (rollout, stable,
+    candidate)."""
     rollout = healthy()
     stable = rollout.status.stable_revision
     assert stable is not None
@@ -76,6 +78,11 @@ def test_exact_router_keeps_the_old_stable_until_the_router_reads_the_switch_bac
     candidate = compute_revision(rollout.spec)
     rollout.settle()
     rollout.request("promote")
+    return rollout, stable, candidate
+
+
+def test_exact_router_keeps_the_old_stable_until_the_router_reads_the_switch_back() -> None:
+    rollout, stable, candidate = promoting()
     # The router still shows the old split (the shell has not written it yet).
     rollout.cluster.router = TrafficObservation(stable, candidate, 30)
     plan = rollout.cluster.reconcile(rollout.spec, rollout.status)
@@ -91,13 +98,7 @@ def test_exact_router_keeps_the_old_stable_until_the_router_reads_the_switch_bac
 
 
 def test_a_router_never_read_back_keeps_the_old_stable_after_the_promotion() -> None:
-    rollout = healthy()
-    stable = rollout.status.stable_revision
-    assert stable is not None
-    rollout.change_spec(spec("2"))
-    candidate = compute_revision(rollout.spec)
-    rollout.settle()
-    rollout.request("promote")
+    rollout, stable, candidate = promoting()
     for _ in range(3):
         rollout.cluster.router = None  # the routing object could not be read back
         plan = rollout.reconcile()

@@ -1,8 +1,9 @@
 """Property tests: random sequences of events against the invariants of the rollout engine.
 
-Events: spec changes (new versions, back to old ones, replica changes), pods becoming ready or
-not, time passing, promote / promoteFull / abort / retry requests, spec.paused toggles, analysis
-verdicts, operator restarts (status round-tripped through JSON) and routers that fail to apply.
+Events: spec changes (new versions, back to old ones, replica changes), pods becoming ready (all
+or one at a time) or not, time passing, promote / promoteFull / abort / retry requests,
+spec.paused toggles, analysis verdicts, operator restarts (status round-tripped through JSON) and
+routers that fail to apply.
 """
 
 from __future__ import annotations
@@ -63,6 +64,21 @@ STRATEGIES: dict[str, dict[str, Any]] = {
             "trafficRouting": {"istio": {"virtualService": "vs"}},
         }
     },
+    # The post-promotion window: all traffic on the candidate, the previous stable kept warm.
+    "canary-replicas-post": {
+        "canary": {
+            "steps": [{"setWeight": 25}, {"pause": {"duration": "30s"}}],
+            "postPromotionAnalysis": {},
+        }
+    },
+    "canary-gateway-post": {
+        "canary": {
+            "steps": [{"setWeight": 40}, {"analysis": {}}],
+            "trafficRouting": {"gatewayAPI": {"httpRoute": "r"}},
+            "analysis": {},
+            "postPromotionAnalysis": {},
+        }
+    },
     "bluegreen-analysis": {
         "blueGreen": {
             "previewReplicas": 1,
@@ -96,6 +112,7 @@ events = st.one_of(
     st.tuples(st.just("ready"), st.integers(0, 3)),
     st.tuples(st.just("ready_all"), st.just(0)),
     st.tuples(st.just("ready_all"), st.just(0)),
+    st.tuples(st.just("ready_one"), st.integers(0, 3)),
     st.tuples(st.just("version"), st.integers(1, 4)),
     st.tuples(st.just("unready"), st.integers(0, 3)),
     st.tuples(st.just("version"), st.integers(1, 4)),
@@ -107,6 +124,17 @@ events = st.one_of(
     st.tuples(st.just("router_stuck"), st.booleans()),
     st.tuples(st.just("availability"), st.booleans()),
 )
+
+
+# Version 2 switched to, its post-promotion analysis running (strategy bluegreen-analysis).
+IN_BLUE_GREEN_WINDOW = [
+    ("ready_all", 0),
+    ("version", 2),
+    ("ready_all", 0),
+    ("verdict", RunVerdict.SUCCESSFUL),
+    ("verdict", RunVerdict.RUNNING),
+    ("ready_all", 0),
+]
 
 
 def check_invariants(
@@ -124,8 +152,12 @@ def check_invariants(
     # No traffic to a revision whose pods are not ready.
     if traffic.canary_weight > 0 and traffic.canary_revision is not None:
         assert ready.get(traffic.canary_revision, 0) > 0
+    # All traffic moves to a candidate only with all its pods ready; one that already holds it
+    # keeps it while it has ready pods (a scale-up does not switch back).
     if traffic.active_revision not in (None, before.stable_revision):
-        assert ready.get(traffic.active_revision or "", 0) >= spec.replicas
+        active = ready.get(traffic.active_revision or "", 0)
+        held = before.canary_revision == traffic.active_revision and before.canary_weight == 100
+        assert active >= spec.replicas or (held and active > 0)
     # A revision becomes stable only with all its pods ready.
     if status.stable_revision not in (None, before.stable_revision):
         assert ready.get(status.stable_revision or "", 0) >= spec.replicas
@@ -224,6 +256,12 @@ def check_converges(
     strategy="canary-istio-short",
     script=[("router_stuck", True), ("ready_all", 0), ("version", 4), ("ready", 0)],
 )
+# Post-promotion windows: a scale-up keeps the switch; after switching back (no ready pods) one
+# ready pod of two must not take all traffic again.
+@example(strategy="bluegreen-analysis", script=[*IN_BLUE_GREEN_WINDOW, ("replicas", 4)])
+@example(
+    strategy="bluegreen-analysis", script=[*IN_BLUE_GREEN_WINDOW, ("unready", 1), ("ready_one", 1)]
+)
 def test_random_event_sequences_keep_the_invariants(
     strategy: str, script: list[tuple[str, Any]]
 ) -> None:
@@ -241,6 +279,9 @@ def test_random_event_sequences_keep_the_invariants(
             rollout.cluster.make_ready(revisions[value % len(revisions)])
         elif kind == "ready_all":
             rollout.cluster.make_all_ready()
+        elif kind == "ready_one" and revisions:  # pods get ready one at a time
+            revision = revisions[value % len(revisions)]
+            rollout.cluster.make_ready(revision, rollout.cluster.deployments[revision].ready + 1)
         elif kind == "unready" and revisions:
             rollout.cluster.make_ready(revisions[value % len(revisions)], 0)
         elif kind == "version":

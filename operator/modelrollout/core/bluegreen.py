@@ -135,7 +135,7 @@ def blue_green_layout(ctx: Context) -> None:
         target = preview_replicas(ctx)
     ctx.desired[stable] = ctx.spec.replicas
     ctx.desired[candidate] = target
-    switched = stage == BG_POST and ctx.ready(candidate) > 0
+    switched = stage == BG_POST and ctx.candidate_holds_all_traffic()
     st.canary_weight = 100 if switched else 0
     ctx.traffic = TrafficPlan(
         stable_revision=stable,

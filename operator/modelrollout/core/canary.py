@@ -216,10 +216,11 @@ def canary_layout(ctx: Context) -> None:
     ready = ctx.ready(candidate)
     active = None
     if index > len(steps):
-        # Never route everything to a candidate without ready pods: the stable takes it back.
-        weight = 100 if ready > 0 else 0
+        # Everything goes to the candidate only while it can take it; else the stable takes it.
+        switched = ctx.candidate_holds_all_traffic()
+        weight = 100 if switched else 0
         if uses_replica_weights(ctx.spec):
-            active = candidate if ready > 0 else stable
+            active = candidate if switched else stable
     elif uses_replica_weights(ctx.spec):
         weight = effective_weight(ctx.ready(stable), ready)
     else:

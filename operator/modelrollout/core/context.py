@@ -52,6 +52,16 @@ class Context:
         seen = self.obs.revisions.get(revision)
         return seen.ready_replicas if seen is not None else 0
 
+    def candidate_holds_all_traffic(self) -> bool:
+        """Whether the candidate may take all traffic (blue/green switch, canary post-promotion).
+
+        It moves there only with all its pods ready; once there (status.canaryWeight 100 from
+        the previous decision) it stays while any pod is ready, so a scale-up does not switch
+        back. With none ready the stable takes the traffic back until all are ready again.
+        """
+        ready = self.ready(self.st.canary_revision)
+        return ready >= self.spec.replicas or (self.st.canary_weight == 100 and ready > 0)
+
     def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         self.events.append(Event(type=type_, reason=reason, message=message))
 
