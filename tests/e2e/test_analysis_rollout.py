@@ -9,15 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.e2e.harness import Env, md_manifest, wait_until
+from tests.e2e.harness import DRIFT, ERRORS, Env, md_manifest, wait_until
 
 RPS = 40.0
-# An 8 s window: ~160 canary requests per measurement, so 5 % failures never pass as <= 2 %.
-ERRORS = {"name": "error-rate", "builtin": "errorRate", "max": 0.02, "window": "8s"}
 P99 = {"name": "p99", "builtin": "latencyP99", "compareToStable": {"maxRatio": 2}}
-# Over 8 s: on ~80 predictions a side (4 s), two equal models' class counts differ by PSI up to
-# ~0.17 now and then, too close to the bound; twice the window halves that noise.
-DRIFT = {"name": "drift", "builtin": "predictionDrift", "max": 0.2, "window": "8s"}
 ALL = [ERRORS, P99, DRIFT]
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.e2e.harness import (
+    DRIFT,
+    ERRORS,
     NAME,
     Env,
     md_manifest,
@@ -21,10 +23,6 @@ from tests.e2e.harness import (
 from tests.integration.operator_process import deployments
 
 RPS = 40.0
-ERRORS = {"name": "error-rate", "builtin": "errorRate", "max": 0.02, "window": "8s"}
-# Over 8 s (~160 predictions a side): two equal models' 4 s class counts (~80 a side) differ by
-# PSI 0.1-0.25 now and then, which a 0.2 bound would take for drift.
-DRIFT = {"name": "drift", "builtin": "predictionDrift", "max": 0.2, "window": "8s"}
 STRATEGY = {
     "blueGreen": {
         "autoPromotion": True,
