@@ -178,6 +178,20 @@ def test_blue_green_services_follow_active_and_preview() -> None:
         assert service["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
 
 
+def test_blue_green_switch_reaches_gateway_clients_through_the_stable_service() -> None:
+    """The routing object of an exact router keeps all on `<name>-stable`: after the switch that
+    Service must select the candidate, and the old stable again once traffic switches back."""
+    bg = spec(strategy={"blueGreen": {"trafficRouting": {"gatewayAPI": {"httpRoute": "fraud"}}}})
+    switched = TrafficPlan(stable_revision="s1", canary_revision="c1", active_revision="c1")
+    got = selectors(service_manifests(OWNER, "ml", bg, switched))
+    assert got["fraud"][REVISION_LABEL] == "c1"
+    assert got["fraud-stable"][REVISION_LABEL] == "c1"
+    back = TrafficPlan(stable_revision="s1", canary_revision="c1", active_revision="s1")
+    got = selectors(service_manifests(OWNER, "ml", bg, back))
+    assert got["fraud"][REVISION_LABEL] == "s1"
+    assert got["fraud-stable"][REVISION_LABEL] == "s1"
+
+
 def test_pods_meet_pod_security_restricted() -> None:
     pod = deployment_manifest(OWNER, "ml", spec(), "r1", 1)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True

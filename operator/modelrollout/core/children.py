@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelrollout.core.plan import TrafficPlan
-from modelrollout.core.routing import is_blue_green
+from modelrollout.core.routing import is_blue_green, uses_replica_weights
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentSpec
@@ -251,6 +251,10 @@ def service_manifests(
     The `<name>` Service: replicas router -> every revision's ready pods (the weight comes from the
     replica counts), or only `active_revision` when set (a canary's post-promotion window); exact
     routers -> the stable (the mesh/gateway splits); blue/green -> active.
+
+    Blue/green with an exact router: the routing object keeps all its traffic on `<name>-stable`
+    (TrafficRouter.switch_active), so there `<name>-stable` selects the active revision too;
+    otherwise gateway clients would never reach the switched-to candidate.
     """
     name = owner.name
     stable = traffic.stable_revision or traffic.canary_revision or NO_REVISION
@@ -262,13 +266,12 @@ def service_manifests(
     if is_blue_green(spec):
         active = traffic.active_revision or stable
         preview = traffic.preview_revision or active
+        routed = stable if uses_replica_weights(spec) else active
         return [
             _service(owner, namespace, name, select(active)),
-            _service(owner, namespace, f"{name}-stable", select(stable)),
+            _service(owner, namespace, f"{name}-stable", select(routed)),
             _service(owner, namespace, f"{name}-preview", select(preview)),
         ]
-    from modelrollout.core.routing import uses_replica_weights
-
     main = by_name if uses_replica_weights(spec) else select(stable)
     if traffic.active_revision is not None:  # canary post-promotion window (replicas router)
         main = select(traffic.active_revision)
