@@ -120,6 +120,7 @@ def test_failed_analysis_rolls_back() -> None:
     evaluator.verdict, evaluator.message = RunVerdict.FAILED, "p99 0.4 > 0.25"
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
+    assert plan.status.message == f"revision {candidate} rolled back: step 2/3: p99 0.4 > 0.25"
     assert plan.status.aborted_revision == candidate
     assert plan.traffic.stable_revision == stable
     assert plan.traffic.canary_weight == 0

@@ -84,6 +84,11 @@ def start_rollout(ctx: Context, *, retried: bool = False) -> None:
     )
 
 
+def _in_words(outcome: Outcome) -> str:
+    """RolledBack -> "rolled back", for messages people read."""
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in outcome.value).strip()
+
+
 def abort_candidate(ctx: Context, reason: str, message: str, outcome: Outcome) -> None:
     """All traffic back to the stable at once; the candidate is not retried until retry/spec."""
     st = ctx.st
@@ -97,9 +102,7 @@ def abort_candidate(ctx: Context, reason: str, message: str, outcome: Outcome) -
     st.pause_started_at = None
     ctx.add_history(candidate, st.canary_model_version or "", outcome, f"{reason}: {message}")
     ctx.event("Warning", reason, f"revision {candidate}: {message}")
-    ctx.set_phase(
-        Phase.DEGRADED, f"revision {candidate} {outcome.value.lower()}: {message}", reason
-    )
+    ctx.set_phase(Phase.DEGRADED, f"revision {candidate} {_in_words(outcome)}: {message}", reason)
     ctx.degraded_reason = reason
 
 
