@@ -105,6 +105,15 @@ def test_window_gives_the_candidate_all_traffic_back_only_with_all_pods_ready() 
     assert replicas(rollout)[candidate] == 5
 
 
+def test_window_scaled_to_zero_gives_the_candidate_no_traffic() -> None:
+    rollout, stable, candidate, _ = in_window()
+    rollout.change_spec(rollout.spec.model_copy(update={"replicas": 0}))
+    rollout.reconcile()
+    plan = rollout.reconcile()  # 0 of 0 pods ready is not "all ready"
+    assert (plan.traffic.canary_weight, plan.traffic.active_revision) == (0, stable)
+    assert replicas(rollout) == {stable: 0, candidate: 0}
+
+
 def test_passing_post_promotion_analysis_promotes_and_scales_the_old_stable_down() -> None:
     rollout, stable, candidate, _ = in_window()
     rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: RunVerdict.SUCCESSFUL})

@@ -57,10 +57,12 @@ class Context:
 
         It moves there only with all its pods ready; once there (status.canaryWeight 100 from
         the previous decision) it stays while any pod is ready, so a scale-up does not switch
-        back. With none ready the stable takes the traffic back until all are ready again.
+        back. With none ready (spec.replicas 0 included) the stable takes the traffic back until
+        all are ready again.
         """
         ready = self.ready(self.st.canary_revision)
-        return ready >= self.spec.replicas or (self.st.canary_weight == 100 and ready > 0)
+        held = self.st.canary_weight == 100
+        return ready > 0 and (ready >= self.spec.replicas or held)
 
     def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         self.events.append(Event(type=type_, reason=reason, message=message))
