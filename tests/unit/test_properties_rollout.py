@@ -151,6 +151,14 @@ IN_BLUE_GREEN_WINDOW = [
 ]
 
 
+def fully_ready_or_held(
+    spec: ModelDeploymentSpec, before: ModelDeploymentStatus, ready: dict[str, int], revision: str
+) -> bool:
+    """All pods of `revision` ready, or it already held all traffic and still has ready pods."""
+    held = before.canary_revision == revision and before.canary_weight == 100
+    return ready.get(revision, 0) >= spec.replicas or (held and ready.get(revision, 0) > 0)
+
+
 def check_invariants(
     spec: ModelDeploymentSpec, before: ModelDeploymentStatus, obs: Observation, plan: Plan
 ) -> None:
@@ -169,12 +177,11 @@ def check_invariants(
     # All traffic moves to a candidate only with all its pods ready; one that already holds it
     # keeps it while it has ready pods (a scale-up does not switch back).
     if traffic.active_revision not in (None, before.stable_revision):
-        active = ready.get(traffic.active_revision or "", 0)
-        held = before.canary_revision == traffic.active_revision and before.canary_weight == 100
-        assert active >= spec.replicas or (held and active > 0)
-    # A revision becomes stable only with all its pods ready.
+        assert fully_ready_or_held(spec, before, ready, traffic.active_revision or "")
+    # A revision becomes stable only with all its pods ready, or holding all traffic already (a
+    # post-promotion window scaled up, then promoted).
     if status.stable_revision not in (None, before.stable_revision):
-        assert ready.get(status.stable_revision or "", 0) >= spec.replicas
+        assert fully_ready_or_held(spec, before, ready, status.stable_revision or "")
     # The aborted candidate gets no traffic.
     if status.aborted_revision is not None and status.aborted_revision == status.canary_revision:
         assert traffic.canary_weight == 0
@@ -284,6 +291,19 @@ def check_converges(
         ("router_stuck", True),
         ("ready_all", 0),
         ("version", 2),
+    ],
+)
+# A blue/green window scaled up (2 of 3 ready), then promoted by request: the candidate already
+# serves everything, so it becomes the stable and its third pod comes as a stable's would.
+@example(
+    strategy="bluegreen-analysis",
+    script=[
+        ("ready_all", 0),
+        ("version", 4),
+        ("control", "promote"),
+        ("ready", 0),
+        ("replicas", 3),
+        ("control", "promote"),
     ],
 )
 # Scaled to zero: a candidate without ready pods never takes all traffic (0 of 0 is not ready).
