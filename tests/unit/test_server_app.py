@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from modelrollout.server.app import ServerState, build_app
-from modelrollout.server.faults import FaultConfig, Faults
+from modelrollout.server.faults import FaultConfig, Faults, InjectedFault
 from modelrollout.server.loading import ModelSource, describe
 from modelrollout.server.metrics import ServerMetrics
 
@@ -173,6 +174,18 @@ async def test_draining_turns_readiness_off_but_still_answers(client_for: Factor
     state.set_draining()
     assert (await c.get("/v2/health/ready")).status == 503
     assert (await c.post("/v2/models/m/infer", json=infer_body(X[:1]))).status == 200
+
+
+def test_fault_error_rate_is_spread_evenly() -> None:
+    faults = Faults(FaultConfig(error_rate=0.05))
+    failed = []
+    for i in range(200):
+        try:
+            faults.maybe_fail()
+        except InjectedFault:
+            failed.append(i)
+    assert len(failed) == 10
+    assert all(b - a == 20 for a, b in itertools.pairwise(failed))
 
 
 async def test_fault_error_rate_one_fails_every_request(client_for: Factory) -> None:

@@ -18,7 +18,7 @@ class InjectedFault(Exception):
 
 @dataclass(frozen=True)
 class FaultConfig:
-    error_rate: float = 0.0  # fraction of inference requests that fail with 500
+    error_rate: float = 0.0  # fraction of inference requests that fail with 500, evenly spread
     latency_ms: float = 0.0  # added to every inference request
     prediction_shift: float = 0.0  # see Faults.shift
     seed: int | None = None
@@ -32,9 +32,16 @@ class Faults:
     def __init__(self, config: FaultConfig) -> None:
         self.config = config
         self._rng = random.Random(config.seed)
+        self._failures_due = 0.0
 
     def maybe_fail(self) -> None:
-        if self.config.error_rate and self._rng.random() < self.config.error_rate:
+        # Evenly spread, not random: every window of n requests holds round(n * rate) failures,
+        # so a test's short analysis window sees the configured rate, not a binomial draw.
+        if not self.config.error_rate:
+            return
+        self._failures_due += self.config.error_rate
+        if self._failures_due >= 1.0:
+            self._failures_due -= 1.0
             raise InjectedFault("injected fault (--fault-error-rate)")
 
     def shift_probabilities(self, proba: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
