@@ -23,6 +23,7 @@ class ScriptedEvaluator:
 
     verdict: RunVerdict = RunVerdict.RUNNING
     message: str | None = None  # None: the verdict's own value
+    by_kind: dict[AnalysisKind, RunVerdict] = field(default_factory=dict)  # overrides `verdict`
     requests: list[AnalysisRequest] = field(default_factory=list)
     fresh: list[AnalysisMeasurements | None] = field(default_factory=list)
 
@@ -35,7 +36,7 @@ class ScriptedEvaluator:
     ) -> AnalysisOutcome:
         self.requests.append(request)
         self.fresh.append(measurements)
-        verdict = self.verdict
+        verdict = self.by_kind.get(request.kind, self.verdict)
         if request.kind is AnalysisKind.BACKGROUND and verdict is RunVerdict.SUCCESSFUL:
             verdict = RunVerdict.RUNNING  # as the real policy: background runs never complete
         message = verdict.value if self.message is None else self.message

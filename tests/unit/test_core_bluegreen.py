@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.api import AnalysisStatus, ModelDeploymentSpec, Outcome, Phase
-from modelrollout.core.evaluation import AnalysisOutcome, RunVerdict
-from modelrollout.core.observation import AnalysisMeasurements
-from modelrollout.core.plan import AnalysisKind, AnalysisRequest
+from modelrollout.api import ModelDeploymentSpec, Outcome, Phase
+from modelrollout.core.evaluation import RunVerdict
+from modelrollout.core.plan import AnalysisKind
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.simulation import SimCluster, SimRollout
+from tests.unit.scripted_rollout import ScriptedEvaluator
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ANALYSIS = {
@@ -31,21 +30,9 @@ def spec(version: str = "1", **blue_green: Any) -> ModelDeploymentSpec:
     )
 
 
-@dataclass
-class ByKind:
-    """Scripted verdicts per analysis kind."""
-
-    verdicts: dict[AnalysisKind, RunVerdict]
-
-    def __call__(
-        self,
-        request: AnalysisRequest,
-        previous: AnalysisStatus | None,
-        measurements: AnalysisMeasurements | None,
-        now: datetime,
-    ) -> AnalysisOutcome:
-        verdict = self.verdicts.get(request.kind, RunVerdict.RUNNING)
-        return AnalysisOutcome(verdict, "error-rate 0.2 > 0.01", None, now + timedelta(seconds=10))
+def by_kind(verdicts: dict[AnalysisKind, RunVerdict]) -> ScriptedEvaluator:
+    """Scripted verdicts per analysis kind (Running for the others)."""
+    return ScriptedEvaluator(message="error-rate 0.2 > 0.01", by_kind=verdicts)
 
 
 def started(**blue_green: Any) -> tuple[SimRollout, str, str]:
@@ -117,12 +104,12 @@ def test_auto_promotion_seconds_counts_from_preview_ready() -> None:
 
 def test_pre_promotion_analysis_failure_keeps_the_stable_active() -> None:
     rollout, stable, candidate = started(prePromotionAnalysis={})
-    rollout.evaluate = ByKind({AnalysisKind.PRE_PROMOTION: RunVerdict.RUNNING})
+    rollout.evaluate = by_kind({AnalysisKind.PRE_PROMOTION: RunVerdict.RUNNING})
     plan = rollout.settle()
     assert plan.analysis_due is not None
     assert plan.analysis_due.kind == AnalysisKind.PRE_PROMOTION
     assert plan.status.current_step_index == 0
-    rollout.evaluate = ByKind({AnalysisKind.PRE_PROMOTION: RunVerdict.FAILED})
+    rollout.evaluate = by_kind({AnalysisKind.PRE_PROMOTION: RunVerdict.FAILED})
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
     assert plan.traffic.active_revision == stable
@@ -132,13 +119,13 @@ def test_pre_promotion_analysis_failure_keeps_the_stable_active() -> None:
 
 def test_post_promotion_analysis_failure_switches_back() -> None:
     rollout, stable, candidate = started(postPromotionAnalysis={})
-    rollout.evaluate = ByKind({})
+    rollout.evaluate = by_kind({})
     plan = rollout.settle()
     assert plan.status.current_step_index == 3
     assert plan.traffic.active_revision == candidate
     assert plan.status.stable_revision == stable
     assert replicas(rollout) == {stable: 3, candidate: 3}
-    rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: RunVerdict.FAILED})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.FAILED})
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
     assert plan.traffic.active_revision == stable
@@ -151,7 +138,7 @@ def test_post_promotion_analysis_failure_switches_back() -> None:
 
 def test_post_promotion_switches_to_the_candidate_only_with_all_its_pods_ready() -> None:
     rollout, stable, candidate = started(postPromotionAnalysis={})
-    rollout.evaluate = ByKind({})
+    rollout.evaluate = by_kind({})
     assert rollout.settle().traffic.active_revision == candidate
     rollout.change_spec(spec("2", postPromotionAnalysis={}).model_copy(update={"replicas": 5}))
     rollout.cluster.make_ready(stable)
@@ -171,7 +158,7 @@ def test_post_promotion_switches_to_the_candidate_only_with_all_its_pods_ready()
 
 def test_post_promotion_success_promotes() -> None:
     rollout, _, candidate = started(postPromotionAnalysis={})
-    rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: RunVerdict.SUCCESSFUL})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.SUCCESSFUL})
     plan = rollout.settle()
     assert plan.status.phase == Phase.HEALTHY
     assert plan.status.stable_revision == candidate
@@ -193,7 +180,7 @@ def test_abort_during_preview_and_unavailable_analysis() -> None:
 
 def test_promote_during_post_promotion_analysis_finishes_the_rollout() -> None:
     rollout, stable, candidate = started(postPromotionAnalysis={})
-    rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: RunVerdict.INCONCLUSIVE})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.INCONCLUSIVE})
     plan = rollout.settle()
     assert plan.status.phase == Phase.PAUSED
     assert plan.status.pause_reason == "AnalysisInconclusive"

@@ -17,7 +17,7 @@ from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind, Plan, TrafficPlan
 from modelrollout.core.simulation import SimRollout
 from tests.unit.scripted_rollout import ScriptedEvaluator
-from tests.unit.test_core_bluegreen import ANALYSIS, ByKind
+from tests.unit.test_core_bluegreen import ANALYSIS, by_kind
 from tests.unit.test_core_canary import replicas, spec, started
 
 STEPS: list[dict[str, Any]] = [{"setWeight": 25}, {"pause": {}}]
@@ -32,7 +32,7 @@ def in_window(
     """Version 2 taken through its steps (promoted past the pause) into the window."""
     rollout, stable, candidate = started(STEPS, post={}, analysis=ANALYSIS, **extra)
     rollout.cluster.analysis_available = True
-    rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: verdict})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: verdict})
     rollout.settle()
     assert rollout.status.pause_reason == "PauseStep"
     rollout.request("promote")
@@ -70,7 +70,7 @@ def test_replicas_router_switches_the_service_to_the_candidate_and_keeps_the_sta
 def test_candidate_is_scaled_to_full_size_before_the_window_opens() -> None:
     rollout, stable, candidate = started([{"setWeight": 20}], post={}, analysis=ANALYSIS)
     rollout.cluster.analysis_available = True
-    rollout.evaluate = ByKind({})
+    rollout.evaluate = by_kind({})
     rollout.reconcile()
     rollout.cluster.make_all_ready()
     plan = rollout.reconcile()  # step done: promoting, candidate scaled up to spec.replicas
@@ -116,7 +116,7 @@ def test_window_scaled_to_zero_gives_the_candidate_no_traffic() -> None:
 
 def test_passing_post_promotion_analysis_promotes_and_scales_the_old_stable_down() -> None:
     rollout, stable, candidate, _ = in_window()
-    rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: RunVerdict.SUCCESSFUL})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.SUCCESSFUL})
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.HEALTHY
     assert plan.status.stable_revision == candidate
@@ -132,7 +132,7 @@ def test_failure_in_the_window_rolls_back_to_the_warm_stable_and_sticks() -> Non
     assert plan.traffic.canary_weight == 100  # exact router: the weight itself
     assert plan.traffic.active_revision is None
     assert replicas(rollout) == {stable: 4, candidate: 4}
-    rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: RunVerdict.FAILED})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.FAILED})
     plan = rollout.reconcile()
     status = plan.status
     assert status.phase == Phase.DEGRADED
@@ -158,7 +158,7 @@ def test_failure_in_the_window_rolls_back_to_the_warm_stable_and_sticks() -> Non
 
 def test_failure_with_the_replicas_router_restores_the_shared_service() -> None:
     rollout, stable, candidate, _ = in_window()
-    rollout.evaluate = ByKind({AnalysisKind.POST_PROMOTION: RunVerdict.FAILED})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.FAILED})
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
     assert plan.status.canary_weight == 0
@@ -185,7 +185,7 @@ def test_promote_in_the_window_skips_the_analysis() -> None:
 def test_promote_full_before_the_window_still_opens_it() -> None:
     rollout, _, candidate = started(STEPS, post={}, analysis=ANALYSIS)
     rollout.cluster.analysis_available = True
-    rollout.evaluate = ByKind({})
+    rollout.evaluate = by_kind({})
     rollout.reconcile()
     rollout.request("promote_full")
     plan = rollout.settle()
