@@ -44,7 +44,7 @@ from modelrollout.kube import (
 from modelrollout.kube.events import post_event
 from modelrollout.kube.observe import observe_revisions
 from modelrollout.kube.rest import JSON
-from modelrollout.kube.status import patch_status
+from modelrollout.kube.status import write_status_as_decided
 from modelrollout.traffic.base import Target, TrafficRouter
 from modelrollout.traffic.factory import router_for
 
@@ -161,14 +161,11 @@ def _carry_out(
 
 def _write_status(shell: Shell, ctx: _Context, plan: Plan) -> bool:
     """False when someone changed the object since we read it (reconcile again)."""
-    meta = ctx.body["metadata"]
-    old: JSON = ctx.body.get("status") or {}
     new = plan.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     try:
-        result = patch_status(
-            shell.kube, ctx.namespace, ctx.name, old, new, meta["resourceVersion"]
-        )
+        result = write_status_as_decided(shell.kube, ctx.body, new)
     except Conflict:
+        log.debug("%s/%s changed since it was read: deciding again", ctx.namespace, ctx.name)
         return False
     if result is not None:
         shell.written[ctx.namespace, ctx.name] = result["metadata"]["resourceVersion"]

@@ -132,7 +132,11 @@ def test_blue_green_switches_the_active_service(
             and services[""]["modelrollout.io/revision"] == r1
         )
 
-    wait_for("preview on v2 while v1 is active", previewing)
+    # Promote once the status says v2 awaits it, as a person would: the preview Service moves
+    # before the status records the candidate, and a request older than the rollout lapses.
+    st = wait_for("v2 awaiting promotion", lambda: in_phase(cp, ns, NAME, "Paused"))
+    assert st["canaryRevision"] == r2
+    assert previewing()
     control(cp, ns, NAME, "promote", "promote-1")
     wait_for(
         "active switched to v2",

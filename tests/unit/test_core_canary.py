@@ -218,6 +218,22 @@ def test_a_new_spec_mid_rollout_starts_over_from_the_new_revision() -> None:
     assert plan.status.canary_weight == 0
 
 
+def test_a_request_sent_as_a_new_revision_starts_lapses_with_a_warning() -> None:
+    # The person saw the old candidate paused; the spec changed before the operator read it.
+    steps = [{"setWeight": 10}, {"pause": {}}]
+    rollout, _, candidate = started(steps)
+    rollout.request("promote")
+    plan = rollout.reconcile()
+    assert plan.status.canary_revision == candidate
+    assert plan.status.current_step_index == 0
+    lapsed = [e for e in plan.events if e.reason == "RequestLapsed"]
+    assert len(lapsed) == 1 and lapsed[0].type == "Warning"
+    assert "promote request" in lapsed[0].message and candidate in lapsed[0].message
+    plan = rollout.settle()
+    assert plan.status.phase == Phase.PAUSED and plan.status.current_step_index == 1
+    assert not [e for e in plan.events if e.reason == "RequestLapsed"]
+
+
 def test_spec_back_to_the_stable_drops_the_candidate() -> None:
     steps = [{"setWeight": 50}, {"pause": {}}]
     rollout, stable, candidate = started(steps)

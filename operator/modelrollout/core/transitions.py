@@ -7,7 +7,7 @@ from datetime import timedelta
 from modelrollout.api import Outcome, Phase, parse_duration
 from modelrollout.core.conditions import DEGRADED, find
 from modelrollout.core.context import Context
-from modelrollout.core.controls import consume_all
+from modelrollout.core.controls import CONTROL_FIELDS, consume_all, pending_controls
 from modelrollout.core.routing import is_blue_green
 
 # Blue/green stages kept in status.currentStepIndex.
@@ -64,6 +64,7 @@ def start_rollout(ctx: Context, *, retried: bool = False) -> None:
     st.canary_weight = 0
     if st.validation is not None and st.validation.revision == ctx.revision:
         st.validation = None
+    _report_lapsed_requests(ctx, retried)
     st.handled_requests = consume_all(st)
     if fast:
         steps = ctx.spec.strategy.canary.steps if ctx.spec.strategy.canary else []
@@ -82,6 +83,26 @@ def start_rollout(ctx: Context, *, retried: bool = False) -> None:
         "RolloutRetried" if retried else "RolloutStarted",
         f"{verb} revision {ctx.revision} (model version {ctx.spec.model.version})",
     )
+
+
+def _report_lapsed_requests(ctx: Context, retried: bool) -> None:
+    """A request pending when a new rollout starts was meant for what came before: it lapses.
+
+    Acting on it could promote (or abort) a revision nobody looked at; saying so lets a person
+    who sent it in the moment the spec changed send it again.
+    """
+    pending = pending_controls(ctx.st)
+    for field in CONTROL_FIELDS:
+        if not getattr(pending, field) or (retried and field == "retry"):
+            continue
+        token = getattr(ctx.st, field)
+        alias = type(ctx.st).model_fields[field].alias or field
+        ctx.event(
+            "Warning",
+            "RequestLapsed",
+            f"{alias} request {token!r} came before revision {ctx.revision} "
+            "started rolling out and was not applied to it: send it again if meant for it",
+        )
 
 
 def _in_words(outcome: Outcome) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelrollout.kube.resources import MODELDEPLOYMENTS
-from modelrollout.kube.rest import JSON, Kube
+from modelrollout.kube.rest import JSON, Conflict, Kube
 
 
 def status_patch(old: JSON, new: JSON) -> JSON:
@@ -43,3 +43,41 @@ def patch_status(
     if resource_version:
         body["metadata"] = {"resourceVersion": resource_version}
     return kube.merge_patch(MODELDEPLOYMENTS, namespace, name, body, subresource="status")
+
+
+# Kopf's own annotation patches (diff base, progress) race with our status writes.
+_METADATA_ONLY_RETRIES = 3
+
+
+def write_status_as_decided(kube: Kube, body: JSON, new: JSON) -> JSON | None:
+    """Patch the status decided from `body`, as long as what the decision read still holds.
+
+    A Conflict whose cause only touched metadata (the spec's generation and the status are
+    as read) does not change the decision: the write is sent again on the fresh
+    resourceVersion, so the children already carried out and the status agree sooner.
+    Anything else raises Conflict: the caller decides again.
+    """
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    old: JSON = body.get("status") or {}
+    version = meta["resourceVersion"]
+    for attempt in range(1 + _METADATA_ONLY_RETRIES):
+        try:
+            return patch_status(kube, namespace, name, old, new, version)
+        except Conflict:
+            fresh = kube.get(MODELDEPLOYMENTS, namespace, name)
+            if attempt == _METADATA_ONLY_RETRIES or fresh is None:
+                raise
+            if not _same_decision_inputs(body, fresh):
+                raise
+            version = fresh["metadata"]["resourceVersion"]
+    raise AssertionError("unreachable")
+
+
+def _same_decision_inputs(read: JSON, fresh: JSON) -> bool:
+    before, now = read["metadata"], fresh["metadata"]
+    return (
+        before.get("generation") == now.get("generation")
+        and before.get("deletionTimestamp") == now.get("deletionTimestamp")
+        and (read.get("status") or {}) == (fresh.get("status") or {})
+    )
