@@ -22,7 +22,7 @@ from modelrollout import metrics
 from modelrollout.analysis.hook import AnalysisHook
 from modelrollout.api import GROUP, PLURAL, VERSION
 from modelrollout.core.validation_job import VALIDATION_LABEL
-from modelrollout.kube import Kube
+from modelrollout.kube import SERVICES, Kube
 from modelrollout.kube.client import POOL_SIZE, make_api_client
 from modelrollout.kube.observe import NAME_LABEL
 from modelrollout.reconciler import Shell, reconcile
@@ -52,8 +52,11 @@ def _waker(namespace: str, name: str) -> asyncio.Event:
 
 
 def _wake(namespace: str | None, name: str | None) -> None:
-    if namespace and name:
-        _waker(namespace, name).set()
+    # Only running daemons: one that starts later reconciles first anyway, and a deleted
+    # ModelDeployment's children must not leave wakers behind.
+    waker = _wakers.get((namespace or "", name or ""))
+    if waker is not None:
+        waker.set()
 
 
 def _the_shell() -> Shell:
@@ -126,6 +129,17 @@ async def deployment_event(
         _deployments.pop(uid, None)
     else:
         _deployments[uid] = state
+    _wake(namespace, labels.get(NAME_LABEL))
+
+
+@kopf.on.event("", "v1", "services", labels={NAME_LABEL: kopf.PRESENT})
+async def service_event(
+    type: str | None, namespace: str | None, name: str | None, labels: kopf.Labels, **_: Any
+) -> None:
+    # Someone deleted a Service clients call: apply it again now, not at the next spec change.
+    if type != "DELETED" or not namespace or not name or _shell is None:
+        return
+    _shell.forget_applied(SERVICES, namespace, name)
     _wake(namespace, labels.get(NAME_LABEL))
 
 

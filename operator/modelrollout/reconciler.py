@@ -70,6 +70,10 @@ class Shell:
     written: dict[tuple[str, str], str] = field(default_factory=dict)
     invalid: dict[tuple[str, str], int] = field(default_factory=dict)
 
+    def forget_applied(self, kind: ResourceKind, namespace: str, name: str) -> None:
+        """The child is gone: the next reconcile sends its manifest again."""
+        self.applied.pop((kind.plural, namespace, name), None)
+
     def forget(self, namespace: str, name: str) -> None:
         self.written.pop((namespace, name), None)
         self.invalid.pop((namespace, name), None)
@@ -156,7 +160,7 @@ def _carry_out(
     for revision in plan.prune:
         child = deployment_name(ctx.name, revision)
         shell.kube.delete(DEPLOYMENTS, ctx.namespace, child)
-        shell.applied.pop((DEPLOYMENTS.plural, ctx.namespace, child), None)
+        shell.forget_applied(DEPLOYMENTS, ctx.namespace, child)
 
 
 def _write_status(shell: Shell, ctx: _Context, plan: Plan) -> bool:

@@ -158,3 +158,20 @@ def test_deleting_the_model_deployment_removes_its_children(
         "children garbage-collected",
         lambda: not deployments(cp, ns, NAME) and not selectors(cp, ns, NAME),
     )
+
+
+def test_a_deleted_service_is_recreated_without_a_spec_change(
+    operator: Operator, control_plane: ControlPlane, namespace: str
+) -> None:
+    cp, ns = control_plane, namespace
+    r1 = apply_and_settle(cp, ns, canary_md(NAME, "1", [{"setWeight": 50}]))
+    before = selectors(cp, ns, NAME)
+    assert before["-stable"]["modelrollout.io/revision"] == r1 and "" in before
+
+    cp.kubectl("delete", "service", NAME, "-n", ns, "--wait=true", "--timeout=60s")
+
+    def recreated() -> dict[str, dict[str, str]] | None:
+        now = selectors(cp, ns, NAME)
+        return now if "" in now else None
+
+    assert wait_for("Service recreated", recreated) == before
