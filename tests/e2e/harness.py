@@ -238,6 +238,15 @@ ERRORS: dict[str, Any] = {"name": "error-rate", "builtin": "errorRate", "max": 0
 DRIFT: dict[str, Any] = {"name": "drift", "builtin": "predictionDrift", "max": 0.2, "window": "8s"}
 
 
+# 50 %, then analysis once the candidate's traffic has filled a rate() window: measured
+# earlier, a thin first window is "too little traffic", which pauses the rollout.
+FIRST_STEPS: list[dict[str, Any]] = [
+    {"setWeight": 50},
+    {"pause": {"duration": "4s"}},
+    {"analysis": {}},
+]
+
+
 def md_manifest(
     version: str,
     prometheus: str,
@@ -247,7 +256,7 @@ def md_manifest(
     **analysis: Any,
 ) -> dict[str, Any]:
     """Version `version` of the ModelDeployment; the strategy defaults to a canary through the
-    HTTPRoute with `steps` (default: 50 %, then analysis)."""
+    HTTPRoute with `steps` (default: FIRST_STEPS)."""
     spec_analysis = {
         "interval": "2s",
         "count": 3,
@@ -271,7 +280,7 @@ def md_manifest(
             "strategy": strategy
             or {
                 "canary": {
-                    "steps": steps or [{"setWeight": 50}, {"analysis": {}}],
+                    "steps": steps or FIRST_STEPS,
                     "trafficRouting": {"gatewayAPI": {"httpRoute": ROUTE}},
                 }
             },

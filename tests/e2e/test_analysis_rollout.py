@@ -12,7 +12,9 @@ from typing import Any
 from tests.e2e.harness import DRIFT, ERRORS, Env, md_manifest, wait_until
 
 RPS = 40.0
-P99 = {"name": "p99", "builtin": "latencyP99", "compareToStable": {"maxRatio": 2}}
+# Over 8 s (about 160 canary requests) p99 is not just the slowest request, which one CPU stall
+# on a loaded machine can make twice the stable's.
+P99 = {"name": "p99", "builtin": "latencyP99", "window": "8s", "compareToStable": {"maxRatio": 3}}
 ALL = [ERRORS, P99, DRIFT]
 
 

@@ -99,9 +99,15 @@ def test_good_candidate_passes_both_analyses_and_is_promoted(env: Env) -> None:
     assert st["history"][0]["outcome"] == "Promoted"
     assert st["analysis"]["kind"] == "postPromotion"
     assert st["analysis"]["phase"] == "Successful"
-    passed = event_messages(env, "AnalysisSuccessful")
-    assert any("pre-promotion" in m for m in passed), passed
-    assert any("post-promotion" in m for m in passed), passed
+
+    # Events are posted after the status write that reports them: wait for them.
+    def both_reported() -> bool:
+        passed = event_messages(env, "AnalysisSuccessful")
+        return any("pre-promotion" in m for m in passed) and any(
+            "post-promotion" in m for m in passed
+        )
+
+    wait_until("both analyses reported as events", both_reported)
     assert env.routing() == {candidate: 100}
     assert env.load is not None and env.load.sent.get(candidate, 0) > 0
 
@@ -126,8 +132,13 @@ def test_candidate_failing_after_the_switch_goes_back_to_stable(env: Env) -> Non
     assert result["verdict"] == "Failed" and result["value"] > 0.02
     # Pre-promotion had passed: the failure came after the switch.
     assert any("pre-promotion" in m for m in event_messages(env, "AnalysisSuccessful"))
-    failed = event_messages(env, "AnalysisFailed")
-    assert any("post-promotion" in m and "error-rate" in m for m in failed), failed
+    wait_until(
+        "the post-promotion failure reported as an event",
+        lambda: any(
+            "post-promotion" in m and "error-rate" in m
+            for m in event_messages(env, "AnalysisFailed")
+        ),
+    )
     # Clients are back on the old stable, which was never scaled down.
     wait_until("`<name>` selects stable", lambda: selects(env, NAME) == stable)
     wait_until("all traffic on stable", lambda: load.weights == {stable: 100})

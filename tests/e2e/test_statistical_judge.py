@@ -91,11 +91,16 @@ def test_slower_candidate_is_rolled_back_by_the_judge(env: Env) -> None:
     lower, upper, effect = interval_and_effect(result["message"])
     assert 0 < lower <= result["value"] <= upper and effect > 1.2, result
     assert st["analysis"]["phase"] == "Failed"
-    warnings = [
-        e for e in env.events() if e["reason"] == "AnalysisFailed" and e["type"] == "Warning"
-    ]
-    assert any("latency-shift" in e["message"] and "CI98 [" in e["message"] for e in warnings), [
-        e["message"] for e in env.events()
-    ]
+    # Events are posted after the status write that reports them: wait for the warning.
+    wait_until(
+        "the failure reported as a Warning event",
+        lambda: any(
+            e["reason"] == "AnalysisFailed"
+            and e["type"] == "Warning"
+            and "latency-shift" in e["message"]
+            and "CI98 [" in e["message"]
+            for e in env.events()
+        ),
+    )
     wait_until("all traffic on stable", lambda: env.routing().get(stable) == 100)
     assert env.routing().get(candidate, 0) == 0

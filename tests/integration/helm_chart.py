@@ -184,4 +184,5 @@ def delete_peering_crds_of(cp: ControlPlane, *releases: str) -> None:
             continue
         annotations = json.loads(result.stdout)["metadata"].get("annotations") or {}
         if annotations.get("meta.helm.sh/release-name") in releases:
-            cp.kubectl("delete", "crd", name, "--wait=false", check=False)
+            # Gone before the next test applies it again (a terminating CRD would vanish then).
+            cp.kubectl("delete", "crd", name, "--wait=true", "--timeout=60s", check=False)

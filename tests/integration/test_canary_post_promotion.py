@@ -97,7 +97,10 @@ def test_failure_after_the_last_step_rolls_back_to_the_warm_stable(
     services = selectors(cp, ns, NAME)
     assert services[""] == {NAME_LABEL: NAME, REVISION_LABEL: r2}
     assert services["-stable"] == {NAME_LABEL: NAME, REVISION_LABEL: r1}
-    assert "PostPromotionStarted" in {e["reason"] for e in events(cp, ns, NAME)}
+    wait_for(
+        "a PostPromotionStarted event",
+        lambda: "PostPromotionStarted" in {e["reason"] for e in events(cp, ns, NAME)},
+    )
 
     # A restarted operator resumes the same run from the status.
     started_at = st["stepStartedAt"]

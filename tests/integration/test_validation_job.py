@@ -27,7 +27,6 @@ from tests.integration.operator_process import (
     kubectl_json,
     md_manifest,
     revision,
-    status,
     wait_for,
 )
 from tests.testenv.controlplane import ControlPlane
@@ -169,7 +168,8 @@ def test_gate_passes_a_good_model_and_stops_a_worse_one(
     wait_for("the earlier candidate's Job removed", lambda: job_of(cp, ns, r1) is None)
     assert input2["stable"]["uri"] == good["uri"]
     assert input2["candidate"]["uri"] == bad["uri"]
-    assert status(cp, ns, NAME)["phase"] == "Validating"
+    # The Job is created before the status that reports it is written.
+    wait_for("phase Validating", lambda: in_phase(cp, ns, NAME, "Validating"))
     _, code = play_kubelet(cp, ns, r2, tmp_path)
     assert code == 1
 
@@ -185,8 +185,14 @@ def test_gate_passes_a_good_model_and_stops_a_worse_one(
     assert condition["status"] == "True" and condition["reason"] == "ValidationFailed"
     assert deployments(cp, ns, NAME).get(r2, 0) == 0
     assert deployments(cp, ns, NAME)[r1] == 2
-    warnings = [e for e in events(cp, ns, NAME) if e["reason"] == "ValidationFailed"]
-    assert warnings and "accuracy" in warnings[0]["message"]
+    # Events are posted after the status write that reports them.
+    wait_for(
+        "a ValidationFailed event naming accuracy",
+        lambda: any(
+            e["reason"] == "ValidationFailed" and "accuracy" in e["message"]
+            for e in events(cp, ns, NAME)
+        ),
+    )
 
     # retry: a new request replaces the Job (an old result never answers a new request).
     control(cp, ns, NAME, "retry", "retry-1")

@@ -114,8 +114,12 @@ class ControlPlane:
         bin_dir: Path | None = None,
         nodes: int = 3,
         startup_timeout: float = 180.0,
+        client_qps: int | None = None,
     ) -> None:
+        """client_qps: the controller-manager's and scheduler's API client rate (default: theirs,
+        20 and 50 requests/s), raised for scale runs as kwokctl's disableQPSLimits does."""
         self.workdir = workdir.resolve()
+        self.client_qps = client_qps
         self.bin_dir = bin_dir if bin_dir is not None else default_bin_dir()
         self.nodes = nodes
         self.startup_timeout = startup_timeout
@@ -288,6 +292,11 @@ class ControlPlane:
             self._children,
         )
 
+    def _client_rate_flags(self) -> list[str]:
+        if self.client_qps is None:
+            return []
+        return [f"--kube-api-qps={self.client_qps}", f"--kube-api-burst={2 * self.client_qps}"]
+
     def _start_controllers(self, pki: Pki, sa: KeyPair) -> None:
         kcm = pki.issue("kube-controller-manager", "system:kube-controller-manager")
         scheduler = pki.issue("kube-scheduler", "system:kube-scheduler")
@@ -324,6 +333,7 @@ class ControlPlane:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--cluster-name=modelrollout-testenv",
                 "--v=1",
+                *self._client_rate_flags(),
             ],
         )
         self._children.start(
@@ -338,6 +348,7 @@ class ControlPlane:
                 f"--cert-dir={self.workdir / 'pki' / 'scheduler-generated'}",
                 "--leader-elect=false",
                 "--v=1",
+                *self._client_rate_flags(),
             ],
         )
         self._children.start(
