@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,11 @@ def model_deployment(i: int) -> dict[str, Any]:
 
 def apiserver_requests(kube: Kube) -> Counter[tuple[str, str]]:
     """apiserver_request_total summed by (verb, resource), read from /metrics as admin."""
+    return Counter({k: int(v) for k, v in apiserver_sums(kube, "apiserver_request_total").items()})
+
+
+def apiserver_sums(kube: Kube, metric: str) -> defaultdict[tuple[str, str], float]:
+    """A counter of the API server's own /metrics summed by (verb, resource[/subresource])."""
     response = kube.api.call_api(
         *kube.api.param_serialize(
             method="GET",
@@ -73,9 +78,9 @@ def apiserver_requests(kube: Kube) -> Counter[tuple[str, str]]:
         )
     )
     text = response.read().decode()
-    totals: Counter[tuple[str, str]] = Counter()
+    totals: defaultdict[tuple[str, str], float] = defaultdict(float)
     for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
+        if not line.startswith(metric + "{"):
             continue
         match = _SAMPLE.match(line)
         if match is None:
@@ -84,7 +89,7 @@ def apiserver_requests(kube: Kube) -> Counter[tuple[str, str]]:
         resource = labels.get("resource", "")
         if labels.get("subresource"):
             resource += "/" + labels["subresource"]
-        totals[labels.get("verb", ""), resource] += int(float(match.group(3)))
+        totals[labels.get("verb", ""), resource] += float(match.group(3))
     return totals
 
 
@@ -124,6 +129,29 @@ def delta(after: Counter[tuple[str, str]], before: Counter[tuple[str, str]]) -> 
     return out
 
 
+DURATION_SUM = "apiserver_request_duration_seconds_sum"
+
+
+def busiest_requests(
+    counts: Counter[tuple[str, str]],
+    seconds_after: dict[tuple[str, str], float],
+    seconds_before: dict[tuple[str, str], float],
+    top: int = 8,
+) -> list[str]:
+    """Where the API server spent its time while the ModelDeployments rolled out."""
+    spent = {
+        k: seconds_after[k] - seconds_before.get(k, 0.0)
+        for k in seconds_after
+        if k[0] != "WATCH" and counts[k] > 0  # a watch's "latency" is how long it stayed open
+    }
+    ranked = sorted(spent.items(), key=lambda kv: -kv[1])[:top]
+    return [
+        f"{verb} {res}: {counts[verb, res]} requests, {total:.0f} s "
+        f"({total / counts[verb, res]:.2f} s each)"
+        for (verb, res), total in ranked
+    ]
+
+
 def idle_window(kube: Kube, seconds: float) -> Counter[tuple[str, str]]:
     before = apiserver_requests(kube)
     time.sleep(seconds)
@@ -153,6 +181,8 @@ def run(
             )  # fmt: skip
         try:
             time.sleep(3)  # the operator's watches are up
+            counts0 = apiserver_requests(kube)
+            seconds0 = apiserver_sums(kube, DURATION_SUM)
             started = time.monotonic()
             # Sixteen parallel creates, as a CI pipeline or Argo CD sync would send them.
             with ThreadPoolExecutor(max_workers=16) as pool:
@@ -169,6 +199,11 @@ def run(
                 time.sleep(2.0)
                 healthy = healthy_count(kube)
             to_healthy = time.monotonic() - started
+            busiest = busiest_requests(
+                delta(apiserver_requests(kube), counts0),
+                apiserver_sums(kube, DURATION_SUM),
+                seconds0,
+            )
             time.sleep(10)  # let the last status writes and Deployment updates settle
             rss = rss_mib(operator.pid)
             cpu0, own0 = cpu_seconds(operator.pid), own_requests(metrics_port)
@@ -197,6 +232,7 @@ def run(
         "idle_requests_per_min_operator": sum(attributable.values()) * per_minute,
         "idle_own_client_requests_per_min": own * per_minute,
         "top_differences": [f"{verb} {res}: {v * per_minute:+.0f}/min" for (verb, res), v in top],
+        "busiest_while_rolling_out": busiest,
     }
 
 
@@ -248,6 +284,9 @@ def section(results: list[dict[str, Any]], idle_seconds: float, client_qps: int 
     ]
     for r in results:
         lines.append(f"- N={r['n']}: " + ("; ".join(r["top_differences"]) or "none"))
+    lines += ["", "API server time while rolling out (request count and summed latency):", ""]
+    for r in results:
+        lines.append(f"- N={r['n']}: " + "; ".join(r["busiest_while_rolling_out"]))
     return "\n".join(lines) + "\n"
 
 

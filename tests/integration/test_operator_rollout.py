@@ -66,6 +66,7 @@ def test_canary_goes_through_its_steps_to_healthy(
     assert services["-stable"]["modelrollout.io/revision"] == r2
     reasons = {event["reason"] for event in events(cp, ns, NAME)}
     assert len(reasons) >= 2, reasons  # a transition posts an event
+    assert {"RolloutStarted", "Promoted"} <= reasons, reasons
 
 
 def test_spec_change_mid_rollout_starts_over_from_the_new_revision(

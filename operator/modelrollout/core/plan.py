@@ -30,8 +30,9 @@ class TrafficPlan:
     post-promotion window of the replicas router `active_revision` (the candidate) is the only
     revision the `<name>` Service selects.
     Blue/green: the `<name>` Service selects `active_revision`, `<name>-preview` selects
-    `preview_revision`. `stable_revision`/`active_revision` None: nothing is ready to serve yet,
-    the shell leaves the router alone.
+    `preview_revision`. `stable_revision`/`active_revision` None: nothing is promoted yet, the
+    shell leaves the router alone, and the Services select `canary_revision` (the first revision,
+    whose pods get traffic once Ready), if any.
     """
 
     stable_revision: str | None

@@ -185,7 +185,9 @@ def _initial(ctx: Context) -> None:
         abort_candidate(ctx, "ValidationFailed", why, Outcome.ABORTED)
         _aborted(ctx)
         return
-    ctx.traffic = TrafficPlan(stable_revision=None)
+    # The Services select the first revision from the start (only its Ready pods get traffic):
+    # selecting nothing until the promotion would apply two Services twice per new object.
+    ctx.traffic = TrafficPlan(stable_revision=None, canary_revision=candidate)
     if gate == Gate.WAITING:
         ctx.desired[candidate] = 0
         return
