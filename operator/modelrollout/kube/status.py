@@ -61,17 +61,16 @@ def write_status_as_decided(kube: Kube, body: JSON, new: JSON) -> JSON | None:
     namespace, name = meta["namespace"], meta["name"]
     old: JSON = body.get("status") or {}
     version = meta["resourceVersion"]
-    for attempt in range(1 + _METADATA_ONLY_RETRIES):
+    for _ in range(_METADATA_ONLY_RETRIES):
         try:
             return patch_status(kube, namespace, name, old, new, version)
         except Conflict:
             fresh = kube.get(MODELDEPLOYMENTS, namespace, name)
-            if attempt == _METADATA_ONLY_RETRIES or fresh is None:
-                raise
-            if not _same_decision_inputs(body, fresh):
+            if fresh is None or not _same_decision_inputs(body, fresh):
                 raise
             version = fresh["metadata"]["resourceVersion"]
-    raise AssertionError("unreachable")
+    # The last try: a Conflict now goes to the caller.
+    return patch_status(kube, namespace, name, old, new, version)
 
 
 def _same_decision_inputs(read: JSON, fresh: JSON) -> bool:
