@@ -21,11 +21,11 @@ import kopf
 from modelrollout import metrics
 from modelrollout.analysis.hook import AnalysisHook
 from modelrollout.api import GROUP, PLURAL, VERSION
-from modelrollout.core.validation_job import VALIDATION_LABEL
+from modelrollout.core.holdout_job import VALIDATION_LABEL
 from modelrollout.kube import SERVICES, Kube
 from modelrollout.kube.client import POOL_SIZE, make_api_client
 from modelrollout.kube.observe import NAME_LABEL
-from modelrollout.reconciler import Shell, reconcile
+from modelrollout.shell import Shell, reconcile
 
 log = logging.getLogger(__name__)
 

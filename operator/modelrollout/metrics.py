@@ -26,7 +26,7 @@ RECONCILE_SECONDS = Histogram(
 )
 KUBE_REQUESTS = Counter(
     "modelrollout_kube_requests",
-    "Requests of the reconciler's Kubernetes client (Kopf's watches not included), by verb.",
+    "Requests of the shell's Kubernetes client (Kopf's watches not included), by verb.",
     ["verb"],
 )
 EVENTS = Counter(
@@ -51,7 +51,7 @@ _SNAPSHOTS: dict[tuple[str, str], Snapshot] = {}
 INFO_LABELS = ("model", "version", "stable_revision", "canary_revision")
 
 
-def record(
+def remember_object(
     namespace: str,
     name: str,
     phase: str,

@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     kopf.configure(debug=args.debug, verbose=args.verbose, quiet=args.quiet)
     if not (args.verbose or args.debug):
         # Kopf logs every watch-event handler call at INFO: thousands a minute at scale.
-        # Our own transitions are logged by modelrollout.reconciler.
+        # Our own transitions are logged by modelrollout.shell.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     # Importing registers the handlers with Kopf's default registry.

@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.core.revision import compute_revision
 from modelrollout.kube import HTTPROUTES, SERVICES, Kube, make_api_client
-from tests.e2e.prometheus import PrometheusProcess, Target
+from tests.e2e.prometheus import PrometheusProcess, ScrapeTarget
 from tests.integration.operator_process import Operator, apply, events, settled_on, status
 from tests.server.process import ServerProcess
 from tests.testenv.controlplane import ControlPlane
@@ -90,9 +90,11 @@ class Fleet:
         self.spares.append((revision, self.servers[revision]))
         self.servers[revision] = server
 
-    def targets(self, namespace: str) -> list[Target]:
+    def targets(self, namespace: str) -> list[ScrapeTarget]:
         return [
-            Target(f"127.0.0.1:{s.port}", {"namespace": namespace, "name": NAME, "revision": r})
+            ScrapeTarget(
+                f"127.0.0.1:{s.port}", {"namespace": namespace, "name": NAME, "revision": r}
+            )
             for r, s in [*self.servers.items(), *self.spares]
         ]
 

@@ -32,7 +32,7 @@ BINARY = os.environ.get("MODELROLLOUT_PROMETHEUS", "/usr/bin/prometheus")
 
 
 @dataclass(frozen=True)
-class Target:
+class ScrapeTarget:
     """A scrape target `host:port` with the labels Prometheus attaches to its series."""
 
     address: str
@@ -43,7 +43,7 @@ class PrometheusProcess:
     def __init__(
         self,
         workdir: Path,
-        targets: Iterable[Target] = (),
+        targets: Iterable[ScrapeTarget] = (),
         *,
         scrape_interval: str = "1s",
         web_config: Mapping[str, Any] | None = None,
@@ -69,7 +69,7 @@ class PrometheusProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def set_targets(self, targets: Iterable[Target]) -> None:
+    def set_targets(self, targets: Iterable[ScrapeTarget]) -> None:
         """Replace the file_sd targets (atomically; Prometheus watches the file)."""
         groups = [{"targets": [t.address], "labels": dict(t.labels)} for t in targets]
         tmp = self.workdir / "targets.json.tmp"
@@ -270,9 +270,9 @@ class SyntheticExporter(_TextServer):
         except (IndexError, ValueError):
             return None
 
-    def targets(self) -> list[Target]:
+    def targets(self) -> list[ScrapeTarget]:
         return [
-            Target(
+            ScrapeTarget(
                 self.address,
                 {
                     "__metrics_path__": f"/t/{i}",

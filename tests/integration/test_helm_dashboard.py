@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from modelrollout import metrics as operator_metrics
 from modelrollout.server.metrics import ServerMetrics
-from tests.e2e.prometheus import PrometheusProcess, StaticExporter, Target
+from tests.e2e.prometheus import PrometheusProcess, ScrapeTarget, StaticExporter
 from tests.integration.helm_chart import CHART
 
 VARIABLES = {"$model": ".*", "$namespace": ".*"}
@@ -31,7 +31,7 @@ def server_exposition(revision: str) -> str:
 
 
 def operator_exposition() -> str:
-    operator_metrics.record("ml", "fraud", "Progressing", 25)
+    operator_metrics.remember_object("ml", "fraud", "Progressing", 25)
     operator_metrics.RECONCILES.labels("success").inc()
     operator_metrics.RECONCILE_SECONDS.observe(0.02)
     operator_metrics.EVENTS.labels("Normal", "StepCompleted").inc()
@@ -62,7 +62,11 @@ def test_every_dashboard_query_returns_series(tmp_path: Path) -> None:
         StaticExporter(server_exposition("canary0001")) as canary,
         StaticExporter(operator_exposition()) as operator,
     ):
-        targets = [Target(stable.address), Target(canary.address), Target(operator.address)]
+        targets = [
+            ScrapeTarget(stable.address),
+            ScrapeTarget(canary.address),
+            ScrapeTarget(operator.address),
+        ]
         with PrometheusProcess(tmp_path / "prometheus", targets) as prometheus:
             # rate() needs two samples in its window: wait for the slowest query to have them.
             prometheus.wait_for("count(count_over_time(model_ready[1m]) >= 3)", timeout=60)

@@ -92,7 +92,7 @@ def test_only_the_highest_priority_replica_works(
             return (obj.get("status") or {}).get("phase") == "Healthy"
 
         wait_for("the ModelDeployment Healthy", healthy)
-        # The reconciler logs "<namespace>/<name>: ..." for what it does; the standby did nothing.
+        # The shell logs "<namespace>/<name>: ..." for what it does; the standby did nothing.
         active, standby = (log.read_text(errors="replace") for log in reversed(logs))
         assert f"{rel.apps}/peered:" in active
         assert f"{rel.apps}/peered" not in standby

@@ -20,7 +20,7 @@ from modelrollout.analysis.prometheus import (
     Timeout,
     Unreachable,
 )
-from tests.e2e.prometheus import PrometheusProcess, StaticExporter, Target
+from tests.e2e.prometheus import PrometheusProcess, ScrapeTarget, StaticExporter
 from tests.testenv.controlplane import free_port
 
 # bcrypt of "s3cret" (cost 4), made with crypt.crypt(..., crypt.mksalt(METHOD_BLOWFISH, rounds=16))
@@ -36,7 +36,9 @@ model_infer_request_success_total{model="m",revision="abc"} 42
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusProcess]:
     with StaticExporter(METRICS) as exporter:
         labels = {"namespace": "ml", "name": "fraud", "revision": "abc"}
-        p = PrometheusProcess(tmp_path_factory.mktemp("prom"), [Target(exporter.address, labels)])
+        p = PrometheusProcess(
+            tmp_path_factory.mktemp("prom"), [ScrapeTarget(exporter.address, labels)]
+        )
         with p:
             assert p.wait_for("model_infer_request_success_total"), "target never scraped"
             yield p

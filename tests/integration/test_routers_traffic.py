@@ -1,7 +1,7 @@
 """Traffic routers against the real API server: the objects they write, and what they read back.
 
 The minimal HTTPRoute and VirtualService CRDs in crds/ are installed into the test control plane;
-Ingress is built in. Every router is driven through the same Protocol methods the reconciler uses.
+Ingress is built in. Every router is driven through the same Protocol methods the shell uses.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from modelrollout.kube import SERVICES, Kube, ResourceKind, make_api_client
-from modelrollout.traffic.base import NAME_LABEL, REVISION_LABEL, Target, TrafficRouter
+from modelrollout.traffic.base import NAME_LABEL, REVISION_LABEL, RoutedObject, TrafficRouter
 from modelrollout.traffic.gateway_api import GatewayApiRouter
 from modelrollout.traffic.istio import IstioRouter
 from modelrollout.traffic.nginx import NginxRouter
@@ -47,7 +47,7 @@ def get(cp: ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any
 
 
 @pytest.fixture
-def target(control_plane: ControlPlane, namespace: str, kube: Kube) -> Target:
+def target(control_plane: ControlPlane, namespace: str, kube: Kube) -> RoutedObject:
     """A ConfigMap stands in for the ModelDeployment as the owner (a real object, so the
     garbage collector keeps the children); the Services select revisions as the core does."""
     name = f"md{uuid.uuid4().hex[:6]}"
@@ -64,10 +64,10 @@ def target(control_plane: ControlPlane, namespace: str, kube: Kube) -> Target:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-    return Target(name, namespace, ref)
+    return RoutedObject(name, namespace, ref)
 
 
-def apply_services(kube: Kube, target: Target, revisions: Mapping[str, str | None]) -> None:
+def apply_services(kube: Kube, target: RoutedObject, revisions: Mapping[str, str | None]) -> None:
     """Services as the core writes them: service name -> the revision it selects (None: all)."""
     for service, revision in revisions.items():
         selector = {NAME_LABEL: target.name}
@@ -88,7 +88,12 @@ def apply_services(kube: Kube, target: Target, revisions: Mapping[str, str | Non
 
 
 def apply_routing(
-    cp: ControlPlane, kube: Kube, target: Target, api_version: str, kind: str, spec: dict[str, Any]
+    cp: ControlPlane,
+    kube: Kube,
+    target: RoutedObject,
+    api_version: str,
+    kind: str,
+    spec: dict[str, Any],
 ) -> None:
     """The user's routing object `web`, and the canary Services of stable aaa and canary bbb."""
     metadata = {"name": "web", "namespace": target.namespace}
@@ -98,7 +103,7 @@ def apply_routing(
     apply_services(kube, target, revisions)
 
 
-def read_back(router: TrafficRouter, target: Target) -> tuple[str | None, str | None, int]:
+def read_back(router: TrafficRouter, target: RoutedObject) -> tuple[str | None, str | None, int]:
     """(stable, canary, canary weight) as the router reads them from the cluster."""
     seen = router.current_weight(target)
     assert seen is not None
@@ -106,7 +111,7 @@ def read_back(router: TrafficRouter, target: Target) -> tuple[str | None, str | 
 
 
 def test_gateway_api_sets_and_reads_backend_weights(
-    router_crds: None, control_plane: ControlPlane, kube: Kube, target: Target
+    router_crds: None, control_plane: ControlPlane, kube: Kube, target: RoutedObject
 ) -> None:
     ns = target.namespace
     spec = {
@@ -135,7 +140,7 @@ def test_gateway_api_sets_and_reads_backend_weights(
 
 
 def test_istio_sets_and_reads_route_weights(
-    router_crds: None, control_plane: ControlPlane, kube: Kube, target: Target
+    router_crds: None, control_plane: ControlPlane, kube: Kube, target: RoutedObject
 ) -> None:
     ns = target.namespace
     stable = {
@@ -166,7 +171,7 @@ def test_istio_sets_and_reads_route_weights(
 
 
 def test_nginx_writes_an_owned_canary_ingress(
-    control_plane: ControlPlane, kube: Kube, target: Target
+    control_plane: ControlPlane, kube: Kube, target: RoutedObject
 ) -> None:
     ns = target.namespace
     backend = {"service": {"name": target.stable_service, "port": {"number": 8080}}}
@@ -198,7 +203,7 @@ def test_nginx_writes_an_owned_canary_ingress(
     assert canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] == "0"
 
 
-def test_replicas_router_reads_blue_green_selectors(kube: Kube, target: Target) -> None:
+def test_replicas_router_reads_blue_green_selectors(kube: Kube, target: RoutedObject) -> None:
     router = ReplicasRouter(kube, blue_green=True)
     assert router.current_weight(target) is None  # nothing routed yet
     revisions = {target.name: "bbb", target.stable_service: "bbb", target.preview_service: "ccc"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from modelrollout.api import AnalysisStatus, ModelDeploymentSpec
-from modelrollout.core.evaluation import AnalysisEvaluator, AnalysisOutcome, RunVerdict
+from modelrollout.api import AnalysisRunPhase, AnalysisStatus, ModelDeploymentSpec
+from modelrollout.core.evaluation import AnalysisEvaluator, AnalysisOutcome
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind, AnalysisRequest
 from modelrollout.core.simulation import SimCluster, SimRollout
@@ -21,9 +21,11 @@ class ScriptedEvaluator:
     outcome), and records what it was asked. Background runs stay Running instead of
     Successful, as with the real outcome policy."""
 
-    verdict: RunVerdict = RunVerdict.RUNNING
+    verdict: AnalysisRunPhase = AnalysisRunPhase.RUNNING
     message: str | None = None  # None: the verdict's own value
-    by_kind: dict[AnalysisKind, RunVerdict] = field(default_factory=dict)  # overrides `verdict`
+    by_kind: dict[AnalysisKind, AnalysisRunPhase] = field(
+        default_factory=dict
+    )  # overrides `verdict`
     requests: list[AnalysisRequest] = field(default_factory=list)
     fresh: list[AnalysisMeasurements | None] = field(default_factory=list)
 
@@ -37,8 +39,8 @@ class ScriptedEvaluator:
         self.requests.append(request)
         self.fresh.append(measurements)
         verdict = self.by_kind.get(request.kind, self.verdict)
-        if request.kind is AnalysisKind.BACKGROUND and verdict is RunVerdict.SUCCESSFUL:
-            verdict = RunVerdict.RUNNING  # as the real policy: background runs never complete
+        if request.kind is AnalysisKind.BACKGROUND and verdict is AnalysisRunPhase.SUCCESSFUL:
+            verdict = AnalysisRunPhase.RUNNING  # as the real policy: background runs never complete
         message = verdict.value if self.message is None else self.message
         status = AnalysisStatus(
             revision=request.canary_revision, kind=request.kind.value, message=message

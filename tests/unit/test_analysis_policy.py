@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from modelrollout.api import AnalysisRunPhase, DataPolicy, Verdict
 from modelrollout.core.analysis_policy import (
     Counted,
     Counts,
     Limits,
     Measurement,
     MetricPolicy,
-    OnMissing,
-    RunPhase,
     classify,
+    count_round,
     judge_run,
-    record,
     round_outcome,
 )
-from modelrollout.core.judges import Judgement, Verdict, judge_bound, no_data
+from modelrollout.core.judges import Judgement, judge_bound, no_data
 
 OK = Judgement(Verdict.SUCCESSFUL, 0.001, "<= 0.01", "0.001 within <= 0.01")
 BAD = judge_bound(0.052, None, 0.01)
@@ -32,17 +31,17 @@ def run(
     rounds: list[list[Measurement]],
     limits: Limits,
     policies: Mapping[str, MetricPolicy] | None = None,
-) -> RunPhase:
+) -> AnalysisRunPhase:
     counts = Counts()
     last = None
     for r in rounds:
         last = round_outcome(r, policies or {})
-        counts = record(counts, last)
+        counts = count_round(counts, last)
     return judge_run(counts, limits, last).phase
 
 
 def test_classify_follows_policy() -> None:
-    pause, fail, ignore = (MetricPolicy(o, o) for o in OnMissing)
+    pause, fail, ignore = (MetricPolicy(o, o) for o in DataPolicy)
     assert classify(m(EMPTY), pause) is Counted.INCONCLUSIVE
     assert classify(m(EMPTY), fail) is Counted.FAILURE
     assert classify(m(EMPTY), ignore) is Counted.IGNORED
@@ -63,14 +62,14 @@ def test_round_is_its_worst_metric() -> None:
 
 def test_success_after_count_rounds() -> None:
     limits = Limits(count=2)
-    assert run([[m(OK)]], limits) is RunPhase.RUNNING
-    assert run([[m(OK)], [m(OK)]], limits) is RunPhase.SUCCESSFUL
+    assert run([[m(OK)]], limits) is AnalysisRunPhase.RUNNING
+    assert run([[m(OK)], [m(OK)]], limits) is AnalysisRunPhase.SUCCESSFUL
 
 
 def test_failure_names_metric_and_value() -> None:
     last = round_outcome([m(OK, "p99"), m(BAD)], {})
-    v = judge_run(record(Counts(), last), Limits(failure_limit=0), last)
-    assert v.phase is RunPhase.FAILED
+    v = judge_run(count_round(Counts(), last), Limits(failure_limit=0), last)
+    assert v.phase is AnalysisRunPhase.FAILED
     assert v.metric == "error-rate" and v.value == 0.052
     assert v.reason == (
         "metric error-rate value 0.052 (0.052 > max 0.01): 1 failed measurement(s) > failureLimit 0"
@@ -79,60 +78,63 @@ def test_failure_names_metric_and_value() -> None:
 
 def test_failure_limit_allows_some_failures() -> None:
     limits = Limits(failure_limit=1, count=3)
-    assert run([[m(BAD)], [m(OK)], [m(OK)]], limits) is RunPhase.SUCCESSFUL
-    assert run([[m(BAD)], [m(BAD)]], limits) is RunPhase.FAILED
+    assert run([[m(BAD)], [m(OK)], [m(OK)]], limits) is AnalysisRunPhase.SUCCESSFUL
+    assert run([[m(BAD)], [m(BAD)]], limits) is AnalysisRunPhase.FAILED
 
 
 def test_no_data_is_never_success() -> None:
     # Default onNoData=pause: inconclusive beyond the limit pauses the run.
-    assert run([[m(EMPTY)]], Limits()) is RunPhase.INCONCLUSIVE
+    assert run([[m(EMPTY)]], Limits()) is AnalysisRunPhase.INCONCLUSIVE
     # Within the limit it keeps running; it does not succeed on no evidence.
-    assert run([[m(EMPTY)]], Limits(inconclusive_limit=5)) is RunPhase.RUNNING
+    assert run([[m(EMPTY)]], Limits(inconclusive_limit=5)) is AnalysisRunPhase.RUNNING
     # onNoData=fail fails.
-    fail = {"error-rate": MetricPolicy(on_no_data=OnMissing.FAIL)}
-    assert run([[m(EMPTY)]], Limits(), fail) is RunPhase.FAILED
+    fail = {"error-rate": MetricPolicy(on_no_data=DataPolicy.FAIL)}
+    assert run([[m(EMPTY)]], Limits(), fail) is AnalysisRunPhase.FAILED
     # onNoData=ignore with nothing else measured: no evidence, keep running.
-    ignore = {"error-rate": MetricPolicy(on_no_data=OnMissing.IGNORE)}
-    assert run([[m(EMPTY)], [m(EMPTY)]], Limits(count=1), ignore) is RunPhase.RUNNING
+    ignore = {"error-rate": MetricPolicy(on_no_data=DataPolicy.IGNORE)}
+    assert run([[m(EMPTY)], [m(EMPTY)]], Limits(count=1), ignore) is AnalysisRunPhase.RUNNING
     # An ignored metric next to a metric with evidence: success.
-    assert run([[m(EMPTY), m(OK, "p99")]], Limits(count=1), ignore) is RunPhase.SUCCESSFUL
+    assert run([[m(EMPTY), m(OK, "p99")]], Limits(count=1), ignore) is AnalysisRunPhase.SUCCESSFUL
 
 
 def test_all_errors_never_success() -> None:
     # argo-rollouts#4479: every measurement errored but the run reported Successful.
     limits = Limits(consecutive_error_limit=10, count=2)
-    assert run([[m(None)], [m(None)], [m(None)]], limits) is RunPhase.RUNNING
+    assert run([[m(None)], [m(None)], [m(None)]], limits) is AnalysisRunPhase.RUNNING
 
 
 def test_only_inconclusive_rounds_within_limit_never_succeed() -> None:
     limits = Limits(inconclusive_limit=3, count=2)
-    assert run([[m(EMPTY)], [m(EMPTY)]], limits) is RunPhase.RUNNING
+    assert run([[m(EMPTY)], [m(EMPTY)]], limits) is AnalysisRunPhase.RUNNING
 
 
 def test_errors_pause_then_recover() -> None:
     limits = Limits(consecutive_error_limit=1, count=2)
-    counts = record(Counts(), round_outcome([m(OK)], {}))
+    counts = count_round(Counts(), round_outcome([m(OK)], {}))
     err = round_outcome([m(None)], {})
-    counts = record(counts, err)
-    assert judge_run(counts, limits, err).phase is RunPhase.RUNNING
-    counts = record(counts, err)
+    counts = count_round(counts, err)
+    assert judge_run(counts, limits, err).phase is AnalysisRunPhase.RUNNING
+    counts = count_round(counts, err)
     v = judge_run(counts, limits, err)
-    assert v.phase is RunPhase.ERROR
+    assert v.phase is AnalysisRunPhase.ERROR
     assert "prometheus unreachable" in v.reason
     # Errored rounds do not count: one counted round so far.
     assert counts.counted == 1
     ok = round_outcome([m(OK)], {})
-    counts = record(counts, ok)
-    assert judge_run(counts, limits, ok).phase is RunPhase.SUCCESSFUL
+    counts = count_round(counts, ok)
+    assert judge_run(counts, limits, ok).phase is AnalysisRunPhase.SUCCESSFUL
 
 
 def test_ignored_errors_do_not_pause() -> None:
-    ignore = {"error-rate": MetricPolicy(on_error=OnMissing.IGNORE)}
+    ignore = {"error-rate": MetricPolicy(on_error=DataPolicy.IGNORE)}
     rounds = [[m(None), m(OK, "p99")], [m(None), m(OK, "p99")]]
-    assert run(rounds, Limits(consecutive_error_limit=0, count=2), ignore) is RunPhase.SUCCESSFUL
+    assert (
+        run(rounds, Limits(consecutive_error_limit=0, count=2), ignore)
+        is AnalysisRunPhase.SUCCESSFUL
+    )
 
 
 def test_background_analysis_never_completes() -> None:
     rounds = [[m(OK)]] * 10
-    assert run(rounds, Limits(count=None)) is RunPhase.RUNNING
-    assert run([*rounds, [m(BAD)]], Limits(count=None)) is RunPhase.FAILED
+    assert run(rounds, Limits(count=None)) is AnalysisRunPhase.RUNNING
+    assert run([*rounds, [m(BAD)]], Limits(count=None)) is AnalysisRunPhase.FAILED

@@ -112,7 +112,7 @@ def test_dashboard_queries_only_metrics_that_exist() -> None:
 
 
 def test_operator_gauges_the_dashboard_uses_are_exported() -> None:
-    operator_metrics.record("ns", "md", "Progressing", 25)
+    operator_metrics.remember_object("ns", "md", "Progressing", 25)
     try:
         families = {f.name: f for f in operator_metrics._ObjectCollector().collect()}
     finally:

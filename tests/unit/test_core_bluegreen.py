@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.api import ModelDeploymentSpec, Outcome, Phase
-from modelrollout.core.evaluation import RunVerdict
+from modelrollout.api import AnalysisRunPhase, ModelDeploymentSpec, Outcome, Phase
 from modelrollout.core.plan import AnalysisKind
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.simulation import SimCluster, SimRollout
@@ -30,7 +29,7 @@ def spec(version: str = "1", **blue_green: Any) -> ModelDeploymentSpec:
     )
 
 
-def by_kind(verdicts: dict[AnalysisKind, RunVerdict]) -> ScriptedEvaluator:
+def by_kind(verdicts: dict[AnalysisKind, AnalysisRunPhase]) -> ScriptedEvaluator:
     """Scripted verdicts per analysis kind (Running for the others)."""
     return ScriptedEvaluator(message="error-rate 0.2 > 0.01", by_kind=verdicts)
 
@@ -104,12 +103,12 @@ def test_auto_promotion_seconds_counts_from_preview_ready() -> None:
 
 def test_pre_promotion_analysis_failure_keeps_the_stable_active() -> None:
     rollout, stable, candidate = started(prePromotionAnalysis={})
-    rollout.evaluate = by_kind({AnalysisKind.PRE_PROMOTION: RunVerdict.RUNNING})
+    rollout.evaluate = by_kind({AnalysisKind.PRE_PROMOTION: AnalysisRunPhase.RUNNING})
     plan = rollout.settle()
     assert plan.analysis_due is not None
     assert plan.analysis_due.kind == AnalysisKind.PRE_PROMOTION
     assert plan.status.current_step_index == 0
-    rollout.evaluate = by_kind({AnalysisKind.PRE_PROMOTION: RunVerdict.FAILED})
+    rollout.evaluate = by_kind({AnalysisKind.PRE_PROMOTION: AnalysisRunPhase.FAILED})
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
     assert plan.traffic.active_revision == stable
@@ -125,7 +124,7 @@ def test_post_promotion_analysis_failure_switches_back() -> None:
     assert plan.traffic.active_revision == candidate
     assert plan.status.stable_revision == stable
     assert replicas(rollout) == {stable: 3, candidate: 3}
-    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.FAILED})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: AnalysisRunPhase.FAILED})
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
     assert plan.traffic.active_revision == stable
@@ -158,7 +157,7 @@ def test_post_promotion_switches_to_the_candidate_only_with_all_its_pods_ready()
 
 def test_post_promotion_success_promotes() -> None:
     rollout, _, candidate = started(postPromotionAnalysis={})
-    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.SUCCESSFUL})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: AnalysisRunPhase.SUCCESSFUL})
     plan = rollout.settle()
     assert plan.status.phase == Phase.HEALTHY
     assert plan.status.stable_revision == candidate
@@ -180,7 +179,7 @@ def test_abort_during_preview_and_unavailable_analysis() -> None:
 
 def test_promote_during_post_promotion_analysis_finishes_the_rollout() -> None:
     rollout, stable, candidate = started(postPromotionAnalysis={})
-    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.INCONCLUSIVE})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: AnalysisRunPhase.INCONCLUSIVE})
     plan = rollout.settle()
     assert plan.status.phase == Phase.PAUSED
     assert plan.status.pause_reason == "AnalysisInconclusive"

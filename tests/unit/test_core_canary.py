@@ -335,7 +335,7 @@ def test_decide_does_not_mutate_its_inputs() -> None:
     before = rollout.status.model_copy(deep=True)
     rollout.request("promote")
     snapshot = rollout.status.model_copy(deep=True)
-    from modelrollout.core.reconcile import decide
+    from modelrollout.core.decide import decide
 
     decide("md", "ns", rollout.spec, rollout.status, rollout.cluster.observe())
     assert rollout.status == snapshot

@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from modelrollout.analysis.runner import AnalysisRunner
-from modelrollout.api import AnalysisSpec, Outcome, Phase
+from modelrollout.api import AnalysisRunPhase, AnalysisSpec, Outcome, Phase
 from modelrollout.cli.render import list_view, status_view
 from modelrollout.core.analysis_policy import evaluate
 from modelrollout.core.children import OwnerRef, service_manifests
-from modelrollout.core.evaluation import RunVerdict
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind, Plan, TrafficPlan
 from modelrollout.core.simulation import SimRollout
@@ -27,7 +26,7 @@ NAME_LABEL, REVISION_LABEL = "modelrollout.io/name", "modelrollout.io/revision"
 
 
 def in_window(
-    verdict: RunVerdict = RunVerdict.RUNNING, **extra: Any
+    verdict: AnalysisRunPhase = AnalysisRunPhase.RUNNING, **extra: Any
 ) -> tuple[SimRollout, str, str, Plan]:
     """Version 2 taken through its steps (promoted past the pause) into the window."""
     rollout, stable, candidate = started(STEPS, post={}, analysis=ANALYSIS, **extra)
@@ -116,7 +115,7 @@ def test_window_scaled_to_zero_gives_the_candidate_no_traffic() -> None:
 
 def test_passing_post_promotion_analysis_promotes_and_scales_the_old_stable_down() -> None:
     rollout, stable, candidate, _ = in_window()
-    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.SUCCESSFUL})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: AnalysisRunPhase.SUCCESSFUL})
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.HEALTHY
     assert plan.status.stable_revision == candidate
@@ -132,7 +131,7 @@ def test_failure_in_the_window_rolls_back_to_the_warm_stable_and_sticks() -> Non
     assert plan.traffic.canary_weight == 100  # exact router: the weight itself
     assert plan.traffic.active_revision is None
     assert replicas(rollout) == {stable: 4, candidate: 4}
-    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.FAILED})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: AnalysisRunPhase.FAILED})
     plan = rollout.reconcile()
     status = plan.status
     assert status.phase == Phase.DEGRADED
@@ -158,7 +157,7 @@ def test_failure_in_the_window_rolls_back_to_the_warm_stable_and_sticks() -> Non
 
 def test_failure_with_the_replicas_router_restores_the_shared_service() -> None:
     rollout, stable, candidate, _ = in_window()
-    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: RunVerdict.FAILED})
+    rollout.evaluate = by_kind({AnalysisKind.POST_PROMOTION: AnalysisRunPhase.FAILED})
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
     assert plan.status.canary_weight == 0
@@ -168,7 +167,7 @@ def test_failure_with_the_replicas_router_restores_the_shared_service() -> None:
 
 
 def test_promote_in_the_window_skips_the_analysis() -> None:
-    rollout, stable, candidate, plan = in_window(RunVerdict.INCONCLUSIVE)
+    rollout, stable, candidate, plan = in_window(AnalysisRunPhase.INCONCLUSIVE)
     assert plan.status.phase == Phase.PAUSED
     assert plan.status.pause_reason == "AnalysisInconclusive"
     assert plan.status.current_step_index == POST_INDEX

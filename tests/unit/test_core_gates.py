@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from modelrollout.api import (
+    AnalysisRunPhase,
     ModelDeploymentSpec,
     Outcome,
     Phase,
     ValidationResult,
     ValidationStatus,
 )
-from modelrollout.core.evaluation import RunVerdict
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind
 from modelrollout.core.revision import compute_revision
@@ -55,14 +55,14 @@ def background_over_a_pause(
     pause: dict[str, Any], analysis: dict[str, Any]
 ) -> tuple[ScriptedEvaluator, SimRollout]:
     """Version 1 Healthy, then version 2 asked for: background analysis over a pause step."""
-    evaluator = ScriptedEvaluator(RunVerdict.RUNNING)
+    evaluator = ScriptedEvaluator(AnalysisRunPhase.RUNNING)
     steps = [{"setWeight": 20}, {"pause": pause}, {"setWeight": 60}]
     strategy = {"canary": {"steps": steps, "analysis": analysis}}
     return evaluator, changed(spec(strategy=strategy), spec("2", strategy=strategy), evaluator)
 
 
 def test_analysis_not_available_pauses_and_never_passes() -> None:
-    rollout = at_analysis_step(ScriptedEvaluator(RunVerdict.SUCCESSFUL), available=False)
+    rollout = at_analysis_step(ScriptedEvaluator(AnalysisRunPhase.SUCCESSFUL), available=False)
     for _ in range(3):
         rollout.cluster.tick(600)
         plan = rollout.settle()
@@ -80,7 +80,7 @@ def test_no_evaluator_also_means_not_available() -> None:
 
 
 def test_running_analysis_asks_for_measurements_and_passes_them_through() -> None:
-    evaluator = ScriptedEvaluator(RunVerdict.RUNNING)
+    evaluator = ScriptedEvaluator(AnalysisRunPhase.RUNNING)
     rollout = at_analysis_step(evaluator)
     plan = rollout.reconcile()
     due = plan.analysis_due
@@ -101,9 +101,9 @@ def test_running_analysis_asks_for_measurements_and_passes_them_through() -> Non
 
 
 def test_successful_analysis_advances() -> None:
-    evaluator = ScriptedEvaluator(RunVerdict.RUNNING)
+    evaluator = ScriptedEvaluator(AnalysisRunPhase.RUNNING)
     rollout = at_analysis_step(evaluator)
-    evaluator.verdict = RunVerdict.SUCCESSFUL
+    evaluator.verdict = AnalysisRunPhase.SUCCESSFUL
     plan = rollout.reconcile()
     assert plan.status.current_step_index == 2
     assert "AnalysisSuccessful" in [e.reason for e in plan.events]
@@ -113,11 +113,11 @@ def test_successful_analysis_advances() -> None:
 
 
 def test_failed_analysis_rolls_back() -> None:
-    evaluator = ScriptedEvaluator(RunVerdict.RUNNING)
+    evaluator = ScriptedEvaluator(AnalysisRunPhase.RUNNING)
     rollout = at_analysis_step(evaluator)
     stable = rollout.status.stable_revision
     candidate = rollout.status.canary_revision
-    evaluator.verdict, evaluator.message = RunVerdict.FAILED, "p99 0.4 > 0.25"
+    evaluator.verdict, evaluator.message = AnalysisRunPhase.FAILED, "p99 0.4 > 0.25"
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
     assert plan.status.message == f"revision {candidate} rolled back: step 2/3: p99 0.4 > 0.25"
@@ -138,7 +138,7 @@ def test_failed_analysis_rolls_back() -> None:
 
 
 def test_inconclusive_pauses_until_a_person_promotes() -> None:
-    evaluator = ScriptedEvaluator(RunVerdict.INCONCLUSIVE, "too little traffic")
+    evaluator = ScriptedEvaluator(AnalysisRunPhase.INCONCLUSIVE, "too little traffic")
     rollout = at_analysis_step(evaluator)
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.PAUSED
@@ -150,13 +150,13 @@ def test_inconclusive_pauses_until_a_person_promotes() -> None:
 
 
 def test_errors_pause_but_keep_measuring() -> None:
-    evaluator = ScriptedEvaluator(RunVerdict.ERROR, "prometheus unreachable")
+    evaluator = ScriptedEvaluator(AnalysisRunPhase.ERROR, "prometheus unreachable")
     rollout = at_analysis_step(evaluator)
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.PAUSED
     assert plan.status.pause_reason == "AnalysisError"
     assert plan.analysis_due is not None
-    evaluator.verdict = RunVerdict.RUNNING
+    evaluator.verdict = AnalysisRunPhase.RUNNING
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.PROGRESSING
 
@@ -166,7 +166,7 @@ def test_background_analysis_failure_rolls_back() -> None:
     plan = rollout.settle()
     assert plan.analysis_due is not None
     assert plan.analysis_due.kind == AnalysisKind.BACKGROUND
-    evaluator.verdict = RunVerdict.FAILED
+    evaluator.verdict = AnalysisRunPhase.FAILED
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
     assert plan.status.history[0].outcome == Outcome.ROLLED_BACK
@@ -190,7 +190,7 @@ def test_validation_gate_runs_before_any_live_traffic() -> None:
     result = ValidationStatus(
         revision=candidate, result=ValidationResult.FAILED, message="accuracy 0.7 < 0.9"
     )
-    from modelrollout.core.reconcile import decide
+    from modelrollout.core.decide import decide
 
     obs = replace(rollout.cluster.observe(), validation=result)
     plan = decide("md", "ns", rollout.spec, rollout.status, obs)
@@ -212,7 +212,7 @@ def test_background_analysis_keeps_judging_during_a_manual_pause() -> None:
     assert plan.status.pause_reason == "PauseStep"
     assert plan.analysis_due is not None
     assert plan.analysis_due.kind == AnalysisKind.BACKGROUND
-    evaluator.verdict = RunVerdict.FAILED
+    evaluator.verdict = AnalysisRunPhase.FAILED
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
 
@@ -220,7 +220,7 @@ def test_background_analysis_keeps_judging_during_a_manual_pause() -> None:
 def test_an_inconclusive_background_run_during_a_pause_step_does_not_churn() -> None:
     evaluator, rollout = background_over_a_pause({}, {})
     rollout.settle()
-    evaluator.verdict = RunVerdict.INCONCLUSIVE
+    evaluator.verdict = AnalysisRunPhase.INCONCLUSIVE
     plan = rollout.reconcile()
     assert plan.status.pause_reason == "AnalysisInconclusive"
     assert [e.reason for e in plan.events] == ["Paused"]

@@ -6,10 +6,8 @@ import math
 
 import pytest
 
+from modelrollout.api import DriftMethod, JudgeDirection, Verdict
 from modelrollout.core.judges import (
-    Direction,
-    DriftMethod,
-    Verdict,
     bins_from_cumulative,
     estimate_shift,
     jensen_shannon,
@@ -66,14 +64,14 @@ def test_mann_whitney_known_case() -> None:
     assert (est.lower, est.upper) == (-8.0, -2.0)
     assert est.effect_size == pytest.approx(3.0 / 8.0)
 
-    low = judge_mann_whitney(canary, stable, direction=Direction.DECREASE, min_samples=5)
+    low = judge_mann_whitney(canary, stable, direction=JudgeDirection.DECREASE, min_samples=5)
     assert low.verdict is Verdict.FAILED
     assert low.value == -5.0
     assert low.message.startswith("canary lower")
     # Checking only increases, a lower canary passes.
-    up = judge_mann_whitney(canary, stable, direction=Direction.INCREASE, min_samples=5)
+    up = judge_mann_whitney(canary, stable, direction=JudgeDirection.INCREASE, min_samples=5)
     assert up.verdict is Verdict.SUCCESSFUL
-    either = judge_mann_whitney(stable, canary, direction=Direction.EITHER, min_samples=5)
+    either = judge_mann_whitney(stable, canary, direction=JudgeDirection.EITHER, min_samples=5)
     assert either.verdict is Verdict.FAILED and either.value == 5.0
 
 

@@ -18,7 +18,7 @@ def scrape() -> dict[str, list[dict[str, str]]]:
 
 
 def test_info_series_carries_versions_and_leaves_with_the_object() -> None:
-    metrics.record(
+    metrics.remember_object(
         "ml", "fraud", "Progressing", 25,
         model="fraud-detector", version="7", stable_revision="5d8f7c", canary_revision="9b1e22",
     )  # fmt: skip
@@ -48,7 +48,7 @@ def test_info_series_carries_versions_and_leaves_with_the_object() -> None:
 
 
 def test_record_without_info_keeps_the_positional_form() -> None:
-    metrics.record("ml", "plain", "Healthy", 0)
+    metrics.remember_object("ml", "plain", "Healthy", 0)
     try:
         info = [s for s in scrape()["modelrollout_modeldeployment_info"] if s["name"] == "plain"]
         assert info and info[0]["version"] == "" and info[0]["stable_revision"] == ""

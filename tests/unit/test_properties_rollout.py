@@ -16,13 +16,12 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
+from modelrollout.api import AnalysisRunPhase, ModelDeploymentSpec, ModelDeploymentStatus
 from modelrollout.api.status import MAX_HISTORY
-from modelrollout.core.evaluation import RunVerdict
+from modelrollout.core.decide import decide
 from modelrollout.core.history import history_limit
 from modelrollout.core.observation import Observation
 from modelrollout.core.plan import Plan
-from modelrollout.core.reconcile import decide
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.routing import is_blue_green, uses_replica_weights
 from modelrollout.core.simulation import SimCluster, SimRollout
@@ -133,7 +132,7 @@ events = st.one_of(
     st.tuples(st.just("replicas"), st.integers(0, 4)),
     st.tuples(st.just("control"), st.sampled_from(["promote", "promote_full", "abort", "retry"])),
     st.tuples(st.just("pause"), st.booleans()),
-    st.tuples(st.just("verdict"), st.sampled_from(list(RunVerdict))),
+    st.tuples(st.just("verdict"), st.sampled_from(list(AnalysisRunPhase))),
     st.tuples(st.just("restart"), st.just(0)),
     st.tuples(st.just("router_stuck"), st.booleans()),
     st.tuples(st.just("availability"), st.booleans()),
@@ -145,8 +144,8 @@ IN_BLUE_GREEN_WINDOW = [
     ("ready_all", 0),
     ("version", 2),
     ("ready_all", 0),
-    ("verdict", RunVerdict.SUCCESSFUL),
-    ("verdict", RunVerdict.RUNNING),
+    ("verdict", AnalysisRunPhase.SUCCESSFUL),
+    ("verdict", AnalysisRunPhase.RUNNING),
     ("ready_all", 0),
 ]
 
@@ -250,7 +249,7 @@ def check_converges(
         ("version", 2),
         ("ready_all", 0),
         ("ready_all", 0),
-        ("verdict", RunVerdict.INCONCLUSIVE),
+        ("verdict", AnalysisRunPhase.INCONCLUSIVE),
         ("tick", 1),
     ],
 )
@@ -410,7 +409,7 @@ def test_a_candidate_whose_pods_get_ready_ends_healthy_or_waits_on_a_person(
     pods truly were unready that long, and a retry with ready pods must then still end Healthy.
     """
     rollout = SimRollout(make_spec(strategy, 1, 2, False), SimCluster(now=T0))
-    rollout.evaluate = Verdicts(RunVerdict.SUCCESSFUL)
+    rollout.evaluate = Verdicts(AnalysisRunPhase.SUCCESSFUL)
     rollout.cluster.analysis_available = True
     rollout.settle()
     rollout.change_spec(make_spec(strategy, 2, 2, False))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from modelrollout.kube.status import status_patch
-from modelrollout.traffic.base import RouterError, Target
+from modelrollout.traffic.base import RoutedObject, RouterError
 from modelrollout.traffic.gateway_api import read_weight as route_weight
 from modelrollout.traffic.gateway_api import weighted_rules
 from modelrollout.traffic.istio import read_weight as vs_weight
 from modelrollout.traffic.istio import weighted_http
 from modelrollout.traffic.nginx import canary_ingress
 
-TARGET = Target("fraud", "ml", {"kind": "ModelDeployment", "name": "fraud", "uid": "u"})
+TARGET = RoutedObject("fraud", "ml", {"kind": "ModelDeployment", "name": "fraud", "uid": "u"})
 
 
 def test_status_patch_clears_only_fields_we_saw() -> None:

@@ -1,6 +1,6 @@
 """The shell's handle on analysis: measure when the core's Plan.analysis_due is due.
 
-The reconciler runs in a worker thread (the sync Kubernetes client); the runner is async (httpx).
+The shell runs in a worker thread (the sync Kubernetes client); the runner is async (httpx).
 `measure_if_due` hands the measurement to the operator's event loop and waits for it, so one
 runner, one connection pool and one query cache serve every ModelDeployment of the process.
 """

@@ -51,6 +51,7 @@ from modelrollout.analysis.queries import (
 from modelrollout.api import (
     AnalysisSpec,
     BuiltinMetric,
+    DriftMethod,
     MetricResult,
     MetricSpec,
     PrometheusSpec,
@@ -58,8 +59,6 @@ from modelrollout.api import (
     parse_duration,
 )
 from modelrollout.core.judges import (
-    Direction,
-    DriftMethod,
     Judgement,
     bins_from_cumulative,
     judge_bound,
@@ -68,7 +67,6 @@ from modelrollout.core.judges import (
     judge_ratio,
     no_data,
 )
-from modelrollout.core.judges import Verdict as JudgeVerdict
 
 # Reads one key of a Secret in a namespace: (namespace, secret, key) -> value.
 SecretReader = Callable[[str, str, str], Awaitable[str]]
@@ -82,7 +80,7 @@ class MeasurementError(Exception):
 
 
 @dataclass(frozen=True)
-class Target:
+class MeasuredRevisions:
     """What one measurement is about."""
 
     namespace: str
@@ -100,7 +98,7 @@ def _window(spec: AnalysisSpec, metric: MetricSpec) -> float:
 
 def combine(judgements: Sequence[Judgement]) -> Judgement:
     """Several criteria on one metric: any failure fails; else missing data; else success."""
-    for verdict in (JudgeVerdict.FAILED, JudgeVerdict.INCONCLUSIVE):
+    for verdict in (Verdict.FAILED, Verdict.INCONCLUSIVE):
         hit = [j for j in judgements if j.verdict is verdict]
         if hit:
             return Judgement(
@@ -111,7 +109,7 @@ def combine(judgements: Sequence[Judgement]) -> Judgement:
                 no_data=any(j.no_data for j in hit),
             )
     return Judgement(
-        JudgeVerdict.SUCCESSFUL,
+        Verdict.SUCCESSFUL,
         judgements[0].value,
         "; ".join(j.bound for j in judgements),
         "; ".join(j.message for j in judgements),
@@ -199,7 +197,7 @@ class AnalysisRunner:
         metrics: Sequence[str] | None = None,
     ) -> list[MetricResult]:
         """Measure each metric once (concurrently); never raises for a metric's failure."""
-        target = Target(namespace, name, canary, stable)
+        target = MeasuredRevisions(namespace, name, canary, stable)
         chosen = [m for m in spec.metrics if metrics is None or m.name in metrics]
         measured_at = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         try:
@@ -215,7 +213,11 @@ class AnalysisRunner:
         ]
 
     async def _measure_one(
-        self, client: PrometheusClient, spec: AnalysisSpec, metric: MetricSpec, target: Target
+        self,
+        client: PrometheusClient,
+        spec: AnalysisSpec,
+        metric: MetricSpec,
+        target: MeasuredRevisions,
     ) -> tuple[Judgement, float | None] | str:
         try:
             if metric.builtin is not None:
@@ -238,7 +240,7 @@ class AnalysisRunner:
         return {key_of(s.labels, self.labels): s.value for s in await self._instant(client, query)}
 
     async def _requests(
-        self, client: PrometheusClient, window: float, target: Target, revision: str
+        self, client: PrometheusClient, window: float, target: MeasuredRevisions, revision: str
     ) -> float:
         rates = await self._by_revision(client, request_rate(window, self.labels))
         return rates.get(target.key(revision), 0.0) * rate_window(window)
@@ -248,7 +250,7 @@ class AnalysisRunner:
         client: PrometheusClient,
         spec: AnalysisSpec,
         window: float,
-        target: Target,
+        target: MeasuredRevisions,
         revisions: Sequence[str],
     ) -> Judgement | None:
         """No data when a revision had fewer requests than spec.minSamples in the window."""
@@ -262,7 +264,11 @@ class AnalysisRunner:
         return None
 
     async def _builtin(
-        self, client: PrometheusClient, spec: AnalysisSpec, metric: MetricSpec, target: Target
+        self,
+        client: PrometheusClient,
+        spec: AnalysisSpec,
+        metric: MetricSpec,
+        target: MeasuredRevisions,
     ) -> tuple[Judgement, float | None]:
         assert metric.builtin is not None
         window = _window(spec, metric)
@@ -299,7 +305,7 @@ class AnalysisRunner:
         client: PrometheusClient,
         metric: MetricSpec,
         window: float,
-        target: Target,
+        target: MeasuredRevisions,
         stable: str,
     ) -> Judgement:
         assert metric.builtin is not None and metric.judge is not None
@@ -322,7 +328,7 @@ class AnalysisRunner:
         client: PrometheusClient,
         spec: AnalysisSpec,
         metric: MetricSpec,
-        target: Target,
+        target: MeasuredRevisions,
         window: float,
     ) -> Judgement:
         if target.stable is None:
@@ -334,7 +340,7 @@ class AnalysisRunner:
         empty = Distribution({}, {})
         canary = dists.get(target.key(target.canary), empty)
         stable = dists.get(target.key(target.stable), empty)
-        method = DriftMethod(metric.drift.method.value) if metric.drift else DriftMethod.PSI
+        method = metric.drift.method if metric.drift else DriftMethod.PSI
         maximum = metric.max if metric.max is not None else DEFAULT_DRIFT_MAX
         min_samples = max(1, spec.min_samples)
         if canary.classes or stable.classes:
@@ -352,7 +358,11 @@ class AnalysisRunner:
     # -- custom PromQL (one query per rollout and revision) -----------------------------
 
     async def _custom(
-        self, client: PrometheusClient, spec: AnalysisSpec, metric: MetricSpec, target: Target
+        self,
+        client: PrometheusClient,
+        spec: AnalysisSpec,
+        metric: MetricSpec,
+        target: MeasuredRevisions,
     ) -> tuple[Judgement, float | None]:
         assert metric.query is not None
         window = _window(spec, metric)
@@ -410,7 +420,7 @@ def _mann_whitney(metric: MetricSpec, canary: list[float], stable: list[float]) 
     return judge_mann_whitney(
         canary,
         stable,
-        direction=Direction(j.direction.value),
+        direction=j.direction,
         confidence=j.confidence,
         allowed_increase=j.allowed_increase,
         allowed_decrease=j.allowed_decrease,

@@ -37,6 +37,16 @@ from modelrollout.api.common import (
     parse_duration,
 )
 from modelrollout.api.errors import FieldIssue, describe, field_issues
+from modelrollout.api.holdout_gate import (
+    ColumnType,
+    DataChecks,
+    DatasetFormat,
+    DatasetSpec,
+    ValidationMetric,
+    ValidationMetricName,
+    ValidationSpec,
+    ValueRange,
+)
 from modelrollout.api.model import ModelFormat, ModelSpec
 from modelrollout.api.resource import ModelDeployment
 from modelrollout.api.spec import ModelDeploymentSpec
@@ -69,16 +79,6 @@ from modelrollout.api.strategy import (
     ReplicasRouting,
     Strategy,
     TrafficRouting,
-)
-from modelrollout.api.validation import (
-    ColumnType,
-    DataChecks,
-    DatasetFormat,
-    DatasetSpec,
-    ValidationMetric,
-    ValidationMetricName,
-    ValidationSpec,
-    ValueRange,
 )
 
 __all__ = [

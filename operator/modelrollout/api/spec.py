@@ -8,9 +8,9 @@ from pydantic import ConfigDict, Field, model_validator
 
 from modelrollout.api.analysis import AnalysisSpec
 from modelrollout.api.common import ApiModel, Duration, PathError, cel
+from modelrollout.api.holdout_gate import ValidationSpec
 from modelrollout.api.model import ModelSpec
 from modelrollout.api.strategy import AnalysisStepSpec, BackgroundAnalysis, Strategy
-from modelrollout.api.validation import ValidationSpec
 
 _CANARY_USES_ANALYSIS = (
     "(self.strategy.canary.steps.exists(s, has(s.analysis)) || has(self.strategy.canary.analysis)"

@@ -31,26 +31,18 @@ from modelrollout.api import (
     AnalysisRunPhase,
     AnalysisSpec,
     AnalysisStatus,
+    DataPolicy,
     MetricResult,
+    Verdict,
     parse_duration,
 )
-from modelrollout.api import Verdict as ApiVerdict
 from modelrollout.core.evaluation import AnalysisOutcome
-from modelrollout.core.evaluation import RunVerdict as CoreVerdict
-from modelrollout.core.judges import Judgement, Verdict
+from modelrollout.core.judges import Judgement
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind, AnalysisRequest
 
 MAX_RESULTS = 64
 MAX_MESSAGE = 1024
-
-
-class OnMissing(StrEnum):
-    """What to do with a measurement without data or with an error."""
-
-    PAUSE = "pause"
-    FAIL = "fail"
-    IGNORE = "ignore"
 
 
 class Counted(StrEnum):
@@ -66,18 +58,10 @@ class Counted(StrEnum):
 _SEVERITY = list(Counted)
 
 
-class RunPhase(StrEnum):
-    RUNNING = "Running"
-    SUCCESSFUL = "Successful"
-    FAILED = "Failed"
-    INCONCLUSIVE = "Inconclusive"
-    ERROR = "Error"
-
-
 @dataclass(frozen=True)
 class MetricPolicy:
-    on_no_data: OnMissing = OnMissing.PAUSE
-    on_error: OnMissing = OnMissing.PAUSE
+    on_no_data: DataPolicy = DataPolicy.PAUSE
+    on_error: DataPolicy = DataPolicy.PAUSE
 
 
 @dataclass(frozen=True)
@@ -133,8 +117,8 @@ class RoundOutcome:
 
 
 @dataclass(frozen=True)
-class RunVerdict:
-    phase: RunPhase
+class RunJudgement:
+    phase: AnalysisRunPhase
     reason: str
     metric: str | None = None
     value: float | None = None
@@ -144,16 +128,16 @@ def classify(m: Measurement, policy: MetricPolicy) -> Counted:
     """Apply the metric's onNoData / onError to one measurement."""
     if m.judgement is None or m.judgement.verdict is Verdict.ERROR:
         return {
-            OnMissing.PAUSE: Counted.ERROR,
-            OnMissing.FAIL: Counted.FAILURE,
-            OnMissing.IGNORE: Counted.IGNORED,
+            DataPolicy.PAUSE: Counted.ERROR,
+            DataPolicy.FAIL: Counted.FAILURE,
+            DataPolicy.IGNORE: Counted.IGNORED,
         }[policy.on_error]
     if m.judgement.no_data or m.judgement.verdict is Verdict.INCONCLUSIVE:
         # Judges only say Inconclusive for missing or too scarce data.
         return {
-            OnMissing.PAUSE: Counted.INCONCLUSIVE,
-            OnMissing.FAIL: Counted.FAILURE,
-            OnMissing.IGNORE: Counted.IGNORED,
+            DataPolicy.PAUSE: Counted.INCONCLUSIVE,
+            DataPolicy.FAIL: Counted.FAILURE,
+            DataPolicy.IGNORE: Counted.IGNORED,
         }[policy.on_no_data]
     return Counted.SUCCESS if m.judgement.verdict is Verdict.SUCCESSFUL else Counted.FAILURE
 
@@ -170,7 +154,7 @@ def round_outcome(
     return worst
 
 
-def record(counts: Counts, outcome: RoundOutcome) -> Counts:
+def count_round(counts: Counts, outcome: RoundOutcome) -> Counts:
     c = replace(counts, measurements=counts.measurements + 1)
     if outcome.counted is Counted.ERROR:
         return replace(c, errors=c.errors + 1, consecutive_errors=c.consecutive_errors + 1)
@@ -188,7 +172,7 @@ def _value(v: float | None) -> str:
     return "no value" if v is None else f"{v:.4g}"
 
 
-def judge_run(counts: Counts, limits: Limits, last: RoundOutcome | None = None) -> RunVerdict:
+def judge_run(counts: Counts, limits: Limits, last: RoundOutcome | None = None) -> RunJudgement:
     """The run's verdict; the reason names the deciding metric of the last round and its value."""
     m = last.decisive if last is not None else None
     metric = m.metric if m is not None else None
@@ -196,23 +180,23 @@ def judge_run(counts: Counts, limits: Limits, last: RoundOutcome | None = None) 
     what = f"metric {metric} value {_value(value)} ({m.message})" if m is not None else "analysis"
     # Failure first: it rolls back, and it must win over any pause.
     if counts.failed > limits.failure_limit:
-        return RunVerdict(
-            RunPhase.FAILED,
+        return RunJudgement(
+            AnalysisRunPhase.FAILED,
             f"{what}: {counts.failed} failed measurement(s) > failureLimit {limits.failure_limit}",
             metric,
             value,
         )
     if counts.consecutive_errors > limits.consecutive_error_limit:
-        return RunVerdict(
-            RunPhase.ERROR,
+        return RunJudgement(
+            AnalysisRunPhase.ERROR,
             f"{what}: {counts.consecutive_errors} consecutive error(s) > consecutiveErrorLimit "
             f"{limits.consecutive_error_limit}",
             metric,
             value,
         )
     if counts.inconclusive > limits.inconclusive_limit:
-        return RunVerdict(
-            RunPhase.INCONCLUSIVE,
+        return RunJudgement(
+            AnalysisRunPhase.INCONCLUSIVE,
             f"{what}: {counts.inconclusive} inconclusive measurement(s) > inconclusiveLimit "
             f"{limits.inconclusive_limit}",
             metric,
@@ -225,12 +209,14 @@ def judge_run(counts: Counts, limits: Limits, last: RoundOutcome | None = None) 
             if m is not None and last and last.counted is not Counted.SUCCESS
             else ""
         )
-        return RunVerdict(RunPhase.RUNNING, f"{progress}{tail}", metric, value)
+        return RunJudgement(AnalysisRunPhase.RUNNING, f"{progress}{tail}", metric, value)
     if counts.successful == 0:
         # Never succeed without evidence: keep measuring.
-        return RunVerdict(RunPhase.RUNNING, f"{progress}, none successful yet", metric, value)
-    return RunVerdict(
-        RunPhase.SUCCESSFUL,
+        return RunJudgement(
+            AnalysisRunPhase.RUNNING, f"{progress}, none successful yet", metric, value
+        )
+    return RunJudgement(
+        AnalysisRunPhase.SUCCESSFUL,
         f"{counts.successful} of {counts.counted} measurement(s) successful",
         metric,
         value,
@@ -252,8 +238,8 @@ def next_grid_time(after: datetime, interval: float) -> datetime:
 def policies_of(spec: AnalysisSpec) -> dict[str, MetricPolicy]:
     return {
         m.name: MetricPolicy(
-            OnMissing((m.on_no_data or spec.on_no_data).value),
-            OnMissing((m.on_error or spec.on_error).value),
+            m.on_no_data or spec.on_no_data,
+            m.on_error or spec.on_error,
         )
         for m in spec.metrics
     }
@@ -271,9 +257,9 @@ def limits_of(request: AnalysisRequest) -> Limits:
 
 
 def to_measurement(result: MetricResult) -> Measurement:
-    if result.verdict is ApiVerdict.ERROR:
+    if result.verdict is Verdict.ERROR:
         return Measurement(result.metric, None, result.message or "error")
-    verdict = Verdict(result.verdict.value)
+    verdict = result.verdict
     return Measurement(
         result.metric,
         Judgement(
@@ -296,18 +282,9 @@ def _same_run(previous: AnalysisStatus | None, request: AnalysisRequest) -> bool
     )
 
 
-_TO_CORE = {
-    RunPhase.RUNNING: CoreVerdict.RUNNING,
-    RunPhase.SUCCESSFUL: CoreVerdict.SUCCESSFUL,
-    RunPhase.FAILED: CoreVerdict.FAILED,
-    RunPhase.INCONCLUSIVE: CoreVerdict.INCONCLUSIVE,
-    RunPhase.ERROR: CoreVerdict.ERROR,
-}
-
-
-def _keeps_measuring(phase: RunPhase) -> bool:
+def _keeps_measuring(phase: AnalysisRunPhase) -> bool:
     # Error is not sticky: keep measuring so the run resumes when Prometheus is back.
-    return phase in (RunPhase.RUNNING, RunPhase.ERROR)
+    return phase in (AnalysisRunPhase.RUNNING, AnalysisRunPhase.ERROR)
 
 
 def evaluate(
@@ -333,7 +310,7 @@ def evaluate(
             message=f"0/{limits_of(request).count or '∞'} measurement(s)",
         )
     assert previous is not None
-    phase = RunPhase(previous.phase.value)
+    phase = previous.phase
     fresh = (
         measurements is not None
         and measurements.key == request.key
@@ -342,7 +319,7 @@ def evaluate(
     )
     if not fresh or measurements is None:
         next_at = previous.next_measurement_at if _keeps_measuring(phase) else None
-        return AnalysisOutcome(_TO_CORE[phase], previous.message, previous, next_at)
+        return AnalysisOutcome(phase, previous.message, previous, next_at)
     limits = limits_of(request)
     outcome = round_outcome(
         [to_measurement(r) for r in measurements.results], policies_of(request.spec)
@@ -351,7 +328,7 @@ def evaluate(
         # Right after Prometheus was unreachable, its rate() windows are still empty: missing
         # data then belongs to the outage (still paused, not counted), not to the candidate.
         outcome = RoundOutcome(Counted.ERROR, outcome.decisive)
-    counts = record(
+    counts = count_round(
         Counts(
             previous.measurements,
             previous.successful,
@@ -370,7 +347,7 @@ def evaluate(
     )
     status = previous.model_copy(
         update={
-            "phase": AnalysisRunPhase(verdict.phase.value),
+            "phase": verdict.phase,
             "next_measurement_at": next_at,
             "measurements": counts.measurements,
             "successful": counts.successful,
@@ -382,4 +359,4 @@ def evaluate(
             "message": verdict.reason[:MAX_MESSAGE],
         }
     )
-    return AnalysisOutcome(_TO_CORE[verdict.phase], status.message, status, next_at)
+    return AnalysisOutcome(verdict.phase, status.message, status, next_at)

@@ -9,11 +9,11 @@ is still up). The old revision is scaled down scaleDownDelaySeconds after promot
 from __future__ import annotations
 
 from modelrollout.api import BlueGreenStrategy, Phase
-from modelrollout.core.context import Context
 from modelrollout.core.controls import Controls
+from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.gates import Gate, before_traffic, pause, run_analysis, wait_for_pods
 from modelrollout.core.plan import AnalysisKind, TrafficPlan
-from modelrollout.core.steps import Step
+from modelrollout.core.step_outcome import StepOutcome
 from modelrollout.core.transitions import (
     BG_AWAITING,
     BG_POST,
@@ -29,24 +29,24 @@ _STAGE_NAMES = {
 }
 
 
-def _strategy(ctx: Context) -> BlueGreenStrategy:
+def _strategy(ctx: DecisionState) -> BlueGreenStrategy:
     blue_green = ctx.spec.strategy.blue_green
     assert blue_green is not None
     return blue_green
 
 
-def preview_replicas(ctx: Context) -> int:
+def preview_replicas(ctx: DecisionState) -> int:
     configured = _strategy(ctx).preview_replicas
     return ctx.spec.replicas if configured is None else configured
 
 
-def _enter(ctx: Context, stage: int) -> int:
+def _enter(ctx: DecisionState, stage: int) -> int:
     ctx.st.current_step_index = stage
     ctx.st.step_started_at = ctx.now
     return stage
 
 
-def step_blue_green(ctx: Context, controls: Controls) -> Step:
+def step_blue_green(ctx: DecisionState, controls: Controls) -> StepOutcome:
     """Advance the blue/green rollout as far as the observation allows."""
     st = ctx.st
     stage = min(st.current_step_index or 0, BG_POST)
@@ -54,7 +54,7 @@ def step_blue_green(ctx: Context, controls: Controls) -> Step:
         if stage == BG_POST:
             ctx.event("Normal", "PostPromotionSkipped", "promote: post-promotion analysis skipped")
             ctx.promotion_reason = "promoted by request (post-promotion analysis skipped)"
-            return Step.PROMOTED
+            return StepOutcome.PROMOTED
         if stage < BG_SWITCHING:
             ctx.event("Normal", "PromoteRequested", "promote: switching to the preview")
             ctx.promotion_reason = "promoted by request"
@@ -66,7 +66,7 @@ def step_blue_green(ctx: Context, controls: Controls) -> Step:
     return _run_stages(ctx, stage)
 
 
-def _run_stages(ctx: Context, stage: int) -> Step:
+def _run_stages(ctx: DecisionState, stage: int) -> StepOutcome:
     st = ctx.st
     strategy = _strategy(ctx)
     ready = ctx.ready(st.canary_revision)
@@ -78,14 +78,14 @@ def _run_stages(ctx: Context, stage: int) -> Step:
             if strategy.pre_promotion_analysis is not None:
                 gate = _analysis_stage(ctx, AnalysisKind.PRE_PROMOTION, stage)
                 if gate != Gate.PASSED:
-                    return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
+                    return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
             ctx.event("Normal", "PreviewReady", f"preview revision {st.canary_revision} ready")
             stage = _enter(ctx, BG_AWAITING)
             continue
         if stage == BG_AWAITING:
             if not strategy.auto_promotion:
                 pause(ctx, "AwaitingPromotion", "preview ready: promote to switch traffic")
-                return Step.IN_PROGRESS
+                return StepOutcome.IN_PROGRESS
             delay = strategy.auto_promotion_seconds
             if delay and not ctx.deadline_passed(st.step_started_at, delay):
                 ctx.set_phase(
@@ -93,7 +93,7 @@ def _run_stages(ctx: Context, stage: int) -> Step:
                     f"preview ready: switching automatically after {delay}s",
                     "AutoPromotionDelay",
                 )
-                return Step.IN_PROGRESS
+                return StepOutcome.IN_PROGRESS
             stage = _enter(ctx, BG_SWITCHING)
             continue
         if stage == BG_SWITCHING:
@@ -102,16 +102,16 @@ def _run_stages(ctx: Context, stage: int) -> Step:
                 return wait_for_pods(ctx, _STAGE_NAMES[stage], ready, needed)
             ctx.event("Normal", "Switched", f"active Service now selects {st.canary_revision}")
             if strategy.post_promotion_analysis is None:
-                return Step.PROMOTED
+                return StepOutcome.PROMOTED
             stage = _enter(ctx, BG_POST)
             continue
         gate = _analysis_stage(ctx, AnalysisKind.POST_PROMOTION, stage)
         if gate == Gate.PASSED:
-            return Step.PROMOTED
-        return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
+            return StepOutcome.PROMOTED
+        return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
 
 
-def _analysis_stage(ctx: Context, kind: AnalysisKind, stage: int) -> Gate:
+def _analysis_stage(ctx: DecisionState, kind: AnalysisKind, stage: int) -> Gate:
     """The pre- or post-promotion analysis of the stage started at status.stepStartedAt."""
     strategy = _strategy(ctx)
     pre = kind == AnalysisKind.PRE_PROMOTION
@@ -120,7 +120,7 @@ def _analysis_stage(ctx: Context, kind: AnalysisKind, stage: int) -> Gate:
     return run_analysis(ctx, kind, run, stage, ctx.st.step_started_at or ctx.now, label)
 
 
-def blue_green_layout(ctx: Context) -> None:
+def blue_green_layout(ctx: DecisionState) -> None:
     """Replicas and traffic for a blue/green rollout in progress."""
     st = ctx.st
     stable, candidate = st.stable_revision, st.canary_revision

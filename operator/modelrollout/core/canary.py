@@ -19,8 +19,8 @@ keeps selecting the stable. A rollback or promotion restores the all-revisions s
 from __future__ import annotations
 
 from modelrollout.api import CanaryStep, CanaryStrategy, Phase, parse_duration
-from modelrollout.core.context import Context
 from modelrollout.core.controls import Controls
+from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.gates import Gate, before_traffic, pause, run_analysis, wait_for_pods
 from modelrollout.core.plan import AnalysisKind, TrafficPlan
 from modelrollout.core.routing import (
@@ -28,7 +28,7 @@ from modelrollout.core.routing import (
     effective_weight,
     uses_replica_weights,
 )
-from modelrollout.core.steps import Step
+from modelrollout.core.step_outcome import StepOutcome
 
 
 def _describe(step: CanaryStep) -> str:
@@ -45,20 +45,20 @@ def reached_weight(steps: list[CanaryStep], index: int) -> int:
     return weights[-1] if weights else 0
 
 
-def _strategy(ctx: Context) -> CanaryStrategy:
+def _strategy(ctx: DecisionState) -> CanaryStrategy:
     canary = ctx.spec.strategy.canary
     assert canary is not None
     return canary
 
 
-def needed_canary_replicas(ctx: Context, weight: int) -> int:
+def needed_canary_replicas(ctx: DecisionState, weight: int) -> int:
     replicas = ctx.spec.replicas
     if not uses_replica_weights(ctx.spec) or weight >= 100:
         return replicas
     return canary_replicas_for_weight(replicas, weight)
 
 
-def _advance(ctx: Context, index: int, total: int, step: CanaryStep) -> int:
+def _advance(ctx: DecisionState, index: int, total: int, step: CanaryStep) -> int:
     ctx.st.current_step_index = index + 1
     ctx.st.step_started_at = ctx.now
     ctx.event("Normal", "StepCompleted", f"step {index + 1}/{total} ({_describe(step)}) completed")
@@ -70,13 +70,13 @@ def post_promotion_index(steps: list[CanaryStep]) -> int:
     return len(steps) + 1
 
 
-def in_post_promotion(ctx: Context) -> bool:
+def in_post_promotion(ctx: DecisionState) -> bool:
     strategy = _strategy(ctx)
     index = ctx.st.current_step_index or 0
     return strategy.post_promotion_analysis is not None and index > len(strategy.steps)
 
 
-def step_canary(ctx: Context, controls: Controls) -> Step:
+def step_canary(ctx: DecisionState, controls: Controls) -> StepOutcome:
     """Advance the canary as far as the observation allows."""
     st = ctx.st
     strategy = _strategy(ctx)
@@ -87,7 +87,7 @@ def step_canary(ctx: Context, controls: Controls) -> Step:
     if index > total and (controls.promote or controls.promote_full):
         ctx.event("Normal", "PostPromotionSkipped", "promote: post-promotion analysis skipped")
         ctx.promotion_reason = "promoted by request (post-promotion analysis skipped)"
-        return Step.PROMOTED
+        return StepOutcome.PROMOTED
     if controls.promote_full and index < total:
         ctx.event("Normal", "PromoteFull", "promoteFull: remaining steps skipped")
         ctx.promotion_reason = "promoteFull requested"
@@ -102,12 +102,12 @@ def step_canary(ctx: Context, controls: Controls) -> Step:
     if stop is not None:
         return stop
     result = _run_steps(ctx, steps, index)
-    if result == Step.IN_PROGRESS:
+    if result == StepOutcome.IN_PROGRESS:
         result = _background_analysis(ctx)
     return result
 
 
-def _run_steps(ctx: Context, steps: list[CanaryStep], index: int) -> Step:
+def _run_steps(ctx: DecisionState, steps: list[CanaryStep], index: int) -> StepOutcome:
     st = ctx.st
     total = len(steps)
     ready = ctx.ready(st.canary_revision)
@@ -119,7 +119,7 @@ def _run_steps(ctx: Context, steps: list[CanaryStep], index: int) -> Step:
             if ready < needed:
                 return wait_for_pods(ctx, "promoting", ready, needed)
             if _strategy(ctx).post_promotion_analysis is None:
-                return Step.PROMOTED
+                return StepOutcome.PROMOTED
             index = _enter_post_promotion(ctx, steps)
             continue
         step = steps[index]
@@ -133,22 +133,22 @@ def _run_steps(ctx: Context, steps: list[CanaryStep], index: int) -> Step:
         if step.pause is not None:
             if step.pause.duration is None:
                 pause(ctx, "PauseStep", f"{label}: paused until promoted")
-                return Step.IN_PROGRESS
+                return StepOutcome.IN_PROGRESS
             seconds = parse_duration(step.pause.duration)
             if ctx.deadline_passed(st.step_started_at, seconds):
                 index = _advance(ctx, index, total, step)
                 continue
             ctx.set_phase(Phase.PROGRESSING, f"{label}: pause {step.pause.duration}", "TimedPause")
-            return Step.IN_PROGRESS
+            return StepOutcome.IN_PROGRESS
         started = st.step_started_at or ctx.now
         gate = run_analysis(ctx, AnalysisKind.STEP, step.analysis, index, started, label)
         if gate == Gate.PASSED:
             index = _advance(ctx, index, total, step)
             continue
-        return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
+        return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
 
 
-def _enter_post_promotion(ctx: Context, steps: list[CanaryStep]) -> int:
+def _enter_post_promotion(ctx: DecisionState, steps: list[CanaryStep]) -> int:
     st = ctx.st
     index = post_promotion_index(steps)
     st.current_step_index = index
@@ -162,39 +162,39 @@ def _enter_post_promotion(ctx: Context, steps: list[CanaryStep]) -> int:
     return index
 
 
-def _post_promotion(ctx: Context, index: int) -> Step:
+def _post_promotion(ctx: DecisionState, index: int) -> StepOutcome:
     """The window after the last step: Passed promotes, Failed rolls back to the warm stable."""
     run = _strategy(ctx).post_promotion_analysis
     started = ctx.st.step_started_at or ctx.now
     gate = run_analysis(ctx, AnalysisKind.POST_PROMOTION, run, index, started, "post-promotion")
     if gate == Gate.PASSED:
         ctx.promotion_reason = "post-promotion analysis passed"
-        return Step.PROMOTED
-    return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
+        return StepOutcome.PROMOTED
+    return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
 
 
-def _background_analysis(ctx: Context) -> Step:
+def _background_analysis(ctx: DecisionState) -> StepOutcome:
     """spec.strategy.canary.analysis: judged all along while the canary takes traffic."""
     st = ctx.st
     background = _strategy(ctx).analysis
     steps = _strategy(ctx).steps
     index = st.current_step_index or 0
     if background is None or ctx.analysis_due is not None:
-        return Step.IN_PROGRESS
+        return StepOutcome.IN_PROGRESS
     if st.phase == Phase.PAUSED and ctx.pause_reason != "PauseStep":
         # Paused by a step's analysis or its unavailability: one verdict at a time.
-        return Step.IN_PROGRESS
+        return StepOutcome.IN_PROGRESS
     if index < background.start_step or reached_weight(steps, index) == 0:
-        return Step.IN_PROGRESS
+        return StepOutcome.IN_PROGRESS
     if index > len(steps):
-        return Step.IN_PROGRESS  # the post-promotion analysis is the one verdict now
+        return StepOutcome.IN_PROGRESS  # the post-promotion analysis is the one verdict now
     started = st.rollout_started_at or ctx.now
     label = "background analysis"
     gate = run_analysis(ctx, AnalysisKind.BACKGROUND, background, None, started, label)
-    return Step.ABORTED if gate == Gate.FAILED else Step.IN_PROGRESS
+    return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
 
 
-def canary_layout(ctx: Context) -> None:
+def canary_layout(ctx: DecisionState) -> None:
     """Replicas and traffic for a canary in progress (stable and candidate both set)."""
     st = ctx.st
     stable, candidate = st.stable_revision, st.canary_revision

@@ -9,24 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
+
+from modelrollout.api import AnalysisRunPhase
 
 if TYPE_CHECKING:
     from modelrollout.api import AnalysisStatus
     from modelrollout.core.observation import AnalysisMeasurements
     from modelrollout.core.plan import AnalysisRequest
-
-
-class RunVerdict(StrEnum):
-    """The state of one analysis run as the state machine sees it."""
-
-    RUNNING = "Running"
-    SUCCESSFUL = "Successful"
-    FAILED = "Failed"
-    INCONCLUSIVE = "Inconclusive"
-    # Measurements keep erroring past the limit: pause, keep measuring (not sticky).
-    ERROR = "Error"
 
 
 @dataclass(frozen=True)
@@ -37,7 +27,7 @@ class AnalysisOutcome:
     measurement is due while the run is RUNNING. `message` names the failing metric and value.
     """
 
-    verdict: RunVerdict
+    verdict: AnalysisRunPhase
     message: str
     analysis: AnalysisStatus | None
     next_measure_at: datetime | None

@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import Enum
 
 from modelrollout.api import (
+    AnalysisRunPhase,
     AnalysisSpec,
     AnalysisStepSpec,
     BackgroundAnalysis,
@@ -14,10 +15,9 @@ from modelrollout.api import (
     Phase,
     ValidationResult,
 )
-from modelrollout.core.context import Context
-from modelrollout.core.evaluation import RunVerdict
+from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.plan import AnalysisKind, AnalysisRequest, ValidationRequest
-from modelrollout.core.steps import Step
+from modelrollout.core.step_outcome import StepOutcome
 from modelrollout.core.transitions import abort_candidate
 
 ANALYSIS_UNAVAILABLE = "analysis is not available"
@@ -30,13 +30,13 @@ class Gate(Enum):
     FAILED = "failed"
 
 
-def pause(ctx: Context, reason: str, message: str) -> None:
+def pause(ctx: DecisionState, reason: str, message: str) -> None:
     """Phase Paused; pauseReason/pauseStartedAt are settled once the decision is complete."""
     ctx.pause_reason = reason
     ctx.set_phase(Phase.PAUSED, message, reason)
 
 
-def spec_paused(ctx: Context) -> bool:
+def spec_paused(ctx: DecisionState) -> bool:
     """spec.paused freezes the rollout; on resume, the paused time does not count for the step."""
     st = ctx.st
     if ctx.spec.paused:
@@ -51,7 +51,7 @@ def spec_paused(ctx: Context) -> bool:
     return False
 
 
-def validation_gate(ctx: Context) -> tuple[Gate, str]:
+def validation_gate(ctx: DecisionState) -> tuple[Gate, str]:
     """The offline validation of the candidate, before any live traffic."""
     candidate = ctx.st.canary_revision
     if ctx.spec.validation is None or candidate is None:
@@ -89,7 +89,7 @@ def effective_analysis(
 
 
 def run_analysis(
-    ctx: Context,
+    ctx: DecisionState,
     kind: AnalysisKind,
     run: AnalysisStepSpec | BackgroundAnalysis | None,
     step_index: int | None,
@@ -131,14 +131,14 @@ def run_analysis(
     if outcome.analysis is not None:
         ctx.st.analysis = outcome.analysis
     verdict = outcome.verdict
-    if verdict == RunVerdict.SUCCESSFUL:
+    if verdict == AnalysisRunPhase.SUCCESSFUL:
         ctx.event("Normal", "AnalysisSuccessful", f"{label}: analysis passed")
         return Gate.PASSED
-    if verdict == RunVerdict.FAILED:
+    if verdict == AnalysisRunPhase.FAILED:
         why = outcome.message or "analysis failed"
         abort_candidate(ctx, "AnalysisFailed", f"{label}: {why}", Outcome.ROLLED_BACK)
         return Gate.FAILED
-    if verdict == RunVerdict.INCONCLUSIVE:
+    if verdict == AnalysisRunPhase.INCONCLUSIVE:
         pause(
             ctx,
             "AnalysisInconclusive",
@@ -149,7 +149,7 @@ def run_analysis(
     measure_at = outcome.next_measure_at or ctx.now
     ctx.analysis_due = replace(request, measure_at=measure_at)
     ctx.requeue_at(measure_at)
-    if verdict == RunVerdict.ERROR:
+    if verdict == AnalysisRunPhase.ERROR:
         pause(ctx, "AnalysisError", f"{label}: analysis paused on errors: {outcome.message}")
     elif not background:
         ctx.set_phase(
@@ -158,18 +158,18 @@ def run_analysis(
     return Gate.WAITING
 
 
-def before_traffic(ctx: Context) -> Step | None:
-    """Validation and spec.paused, checked before any step: a Step to return, or None to go on."""
+def before_traffic(ctx: DecisionState) -> StepOutcome | None:
+    """The holdout gate and spec.paused, checked before any step: an outcome, or None to go on."""
     gate, why = validation_gate(ctx)
     if gate == Gate.FAILED:
         abort_candidate(ctx, "ValidationFailed", why, Outcome.ABORTED)
-        return Step.ABORTED
+        return StepOutcome.ABORTED
     if gate == Gate.WAITING or spec_paused(ctx):
-        return Step.IN_PROGRESS
+        return StepOutcome.IN_PROGRESS
     return None
 
 
-def wait_for_pods(ctx: Context, what: str, ready: int, needed: int) -> Step:
+def wait_for_pods(ctx: DecisionState, what: str, ready: int, needed: int) -> StepOutcome:
     """Wait for the candidate's pods; past progressDeadlineSeconds the candidate is aborted."""
     if ctx.deadline_passed(ctx.st.step_started_at, ctx.spec.progress_deadline_seconds):
         abort_candidate(
@@ -178,10 +178,10 @@ def wait_for_pods(ctx: Context, what: str, ready: int, needed: int) -> Step:
             f"{what}: {ready}/{needed} pods ready after {ctx.spec.progress_deadline_seconds}s",
             Outcome.ABORTED,
         )
-        return Step.ABORTED
+        return StepOutcome.ABORTED
     ctx.set_phase(
         Phase.PROGRESSING,
         f"{what}: waiting for pods of revision {ctx.st.canary_revision} ({ready}/{needed} ready)",
         "WaitingForPods",
     )
-    return Step.IN_PROGRESS
+    return StepOutcome.IN_PROGRESS

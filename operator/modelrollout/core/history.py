@@ -13,7 +13,7 @@ def history_limit(revision_history_limit: int) -> int:
     return max(1, min(MAX_HISTORY, revision_history_limit + 5))
 
 
-def record(
+def with_entry(
     history: list[HistoryEntry],
     *,
     revision: str,

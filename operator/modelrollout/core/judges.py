@@ -18,36 +18,15 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TypeVar
 
 import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
+from modelrollout.api import DriftMethod, JudgeDirection, Verdict
+
 K = TypeVar("K", bound=Hashable)
-
-
-class Verdict(StrEnum):
-    """The outcome of one measurement (also the wire value in status)."""
-
-    SUCCESSFUL = "Successful"
-    FAILED = "Failed"
-    INCONCLUSIVE = "Inconclusive"
-    ERROR = "Error"
-
-
-class Direction(StrEnum):
-    """Which change of the canary relative to stable counts as a failure."""
-
-    INCREASE = "increase"
-    DECREASE = "decrease"
-    EITHER = "either"
-
-
-class DriftMethod(StrEnum):
-    PSI = "psi"
-    JENSEN_SHANNON = "jensenShannon"
 
 
 @dataclass(frozen=True)
@@ -185,7 +164,7 @@ def judge_mann_whitney(
     canary: Sequence[float],
     stable: Sequence[float],
     *,
-    direction: Direction = Direction.INCREASE,
+    direction: JudgeDirection = JudgeDirection.INCREASE,
     confidence: float = 0.98,
     allowed_increase: float = 1.0,
     allowed_decrease: float = 1.0,
@@ -213,8 +192,8 @@ def judge_mann_whitney(
         f"[{_fmt(est.lower)}, {_fmt(est.upper)}], effect {_fmt(est.effect_size)}, "
         f"p={_fmt(est.p_value)}"
     )
-    checks_high = direction in (Direction.INCREASE, Direction.EITHER)
-    checks_low = direction in (Direction.DECREASE, Direction.EITHER)
+    checks_high = direction in (JudgeDirection.INCREASE, JudgeDirection.EITHER)
+    checks_low = direction in (JudgeDirection.DECREASE, JudgeDirection.EITHER)
     if checks_high and est.lower > tolerance and est.effect_size >= allowed_increase:
         return Judgement(Verdict.FAILED, est.shift, bound, f"canary higher: {detail}")
     if checks_low and est.upper < -tolerance and est.effect_size <= allowed_decrease:

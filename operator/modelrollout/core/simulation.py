@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
+from modelrollout.core.decide import decide
 from modelrollout.core.evaluation import AnalysisEvaluator
 from modelrollout.core.observation import (
     AnalysisMeasurements,
@@ -19,7 +20,6 @@ from modelrollout.core.observation import (
     TrafficObservation,
 )
 from modelrollout.core.plan import Plan
-from modelrollout.core.reconcile import decide
 from modelrollout.core.routing import is_blue_green, uses_replica_weights
 
 

@@ -6,15 +6,15 @@ from datetime import timedelta
 
 from modelrollout.api import Outcome, Phase, parse_duration
 from modelrollout.core.conditions import DEGRADED, find
-from modelrollout.core.context import Context
 from modelrollout.core.controls import CONTROL_FIELDS, consume_all, pending_controls
+from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.routing import is_blue_green
 
 # Blue/green stages kept in status.currentStepIndex.
 BG_PREVIEW, BG_AWAITING, BG_SWITCHING, BG_POST = 0, 1, 2, 3
 
 
-def within_rollback_window(ctx: Context, revision: str) -> bool:
+def within_rollback_window(ctx: DecisionState, revision: str) -> bool:
     """Undo to the previous stable inside spec.rollbackWindow skips the steps (fast rollback)."""
     st = ctx.st
     if ctx.spec.rollback_window is None or st.promoted_at is None:
@@ -25,7 +25,7 @@ def within_rollback_window(ctx: Context, revision: str) -> bool:
     return ctx.now < st.promoted_at + window
 
 
-def supersede_candidate(ctx: Context, why: str) -> None:
+def supersede_candidate(ctx: DecisionState, why: str) -> None:
     """A candidate the spec no longer names ends in the history (unless it already did)."""
     st = ctx.st
     previous = st.canary_revision
@@ -35,7 +35,7 @@ def supersede_candidate(ctx: Context, why: str) -> None:
     ctx.event("Normal", "Superseded", f"revision {previous}: {why}")
 
 
-def clear_candidate(ctx: Context) -> None:
+def clear_candidate(ctx: DecisionState) -> None:
     """No candidate any more: its bookkeeping leaves the status."""
     st = ctx.st
     st.canary_revision = None
@@ -49,7 +49,7 @@ def clear_candidate(ctx: Context) -> None:
     st.canary_weight = 0
 
 
-def start_rollout(ctx: Context, *, retried: bool = False) -> None:
+def start_rollout(ctx: DecisionState, *, retried: bool = False) -> None:
     """The spec's revision becomes the candidate, from its first step; pending tokens lapse."""
     st = ctx.st
     supersede_candidate(ctx, f"superseded by revision {ctx.revision}")
@@ -85,7 +85,7 @@ def start_rollout(ctx: Context, *, retried: bool = False) -> None:
     )
 
 
-def _report_lapsed_requests(ctx: Context, retried: bool) -> None:
+def _report_lapsed_requests(ctx: DecisionState, retried: bool) -> None:
     """A request pending when a new rollout starts was meant for what came before: it lapses.
 
     Acting on it could promote (or abort) a revision nobody looked at; saying so lets a person
@@ -110,7 +110,7 @@ def _in_words(outcome: Outcome) -> str:
     return "".join(f" {c.lower()}" if c.isupper() else c for c in outcome.value).strip()
 
 
-def abort_candidate(ctx: Context, reason: str, message: str, outcome: Outcome) -> None:
+def abort_candidate(ctx: DecisionState, reason: str, message: str, outcome: Outcome) -> None:
     """All traffic back to the stable at once; the candidate is not retried until retry/spec."""
     st = ctx.st
     candidate = st.canary_revision
@@ -127,7 +127,7 @@ def abort_candidate(ctx: Context, reason: str, message: str, outcome: Outcome) -
     ctx.degraded_reason = reason
 
 
-def aborted_reason(ctx: Context) -> str:
+def aborted_reason(ctx: DecisionState) -> str:
     """The reason of an earlier abort, kept in the Degraded condition."""
     degraded = find(ctx.st.conditions, DEGRADED)
     if degraded is not None and degraded.status == "True" and degraded.reason:
@@ -135,7 +135,7 @@ def aborted_reason(ctx: Context) -> str:
     return "Aborted"
 
 
-def promote_candidate(ctx: Context, how: str) -> None:
+def promote_candidate(ctx: DecisionState, how: str) -> None:
     """The candidate becomes the stable; the old stable stays up until traffic has left it."""
     st = ctx.st
     candidate = st.canary_revision

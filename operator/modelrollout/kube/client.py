@@ -9,7 +9,7 @@ from kubernetes.config.config_exception import ConfigException
 
 # The API server's audit log and access logs tell our requests apart by this.
 USER_AGENT = "modelrollout-operator"
-# Pooled HTTP connections: one per worker thread of the reconciler.
+# Pooled HTTP connections: one per worker thread of the shell.
 POOL_SIZE = 16
 
 

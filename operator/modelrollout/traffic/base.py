@@ -18,7 +18,7 @@ class RouterError(Exception):
 
 
 @dataclass(frozen=True)
-class Target:
+class RoutedObject:
     """The ModelDeployment whose traffic is routed, and the ownerReference its children carry."""
 
     name: str
@@ -39,21 +39,21 @@ class Target:
 
 
 class TrafficRouter(Protocol):
-    """Synchronous (blocking I/O): the reconciler calls these through asyncio.to_thread."""
+    """Synchronous (blocking I/O): the shell calls these through asyncio.to_thread."""
 
     def set_weight(
-        self, target: Target, stable_revision: str, canary_revision: str | None, weight: int
+        self, target: RoutedObject, stable_revision: str, canary_revision: str | None, weight: int
     ) -> None:
         """Send `weight` percent to `<name>-canary` and the rest to `<name>-stable`."""
 
     def switch_active(
-        self, target: Target, active_revision: str, preview_revision: str | None
+        self, target: RoutedObject, active_revision: str, preview_revision: str | None
     ) -> None:
         """Blue/green: all traffic of the routing object to `<name>-stable` (the active).
 
         The Services' selectors (`<name>` -> active, `<name>-preview` -> preview) are applied by
-        the reconciler from core.children.service_manifests before any router call.
+        the shell from core.children.service_manifests before any router call.
         """
 
-    def current_weight(self, target: Target) -> TrafficObservation | None:
+    def current_weight(self, target: RoutedObject) -> TrafficObservation | None:
         """The routing as it is, or None when nothing has been routed yet."""

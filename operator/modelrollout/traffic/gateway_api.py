@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 from modelrollout.kube import HTTPROUTES, Kube
-from modelrollout.traffic.base import JSON, RouterError, Target
+from modelrollout.traffic.base import JSON, RoutedObject, RouterError
 from modelrollout.traffic.patching import split, update_spec
 from modelrollout.traffic.weighted import WeightedRouter
 
@@ -19,7 +19,7 @@ def _is_ours(ref: JSON, services: tuple[str, str]) -> bool:
     return ref.get("kind", "Service") == "Service" and ref.get("name") in services
 
 
-def weighted_rules(rules: list[JSON], target: Target, weight: int, port: int) -> list[JSON]:
+def weighted_rules(rules: list[JSON], target: RoutedObject, weight: int, port: int) -> list[JSON]:
     ours = (target.stable_service, target.canary_service)
     stable_weight, canary_weight = split(weight)
     result: list[JSON] = []
@@ -42,7 +42,7 @@ def weighted_rules(rules: list[JSON], target: Target, weight: int, port: int) ->
     return result
 
 
-def read_weight(route: JSON, target: Target) -> int | None:
+def read_weight(route: JSON, target: RoutedObject) -> int | None:
     for rule in route.get("spec", {}).get("rules") or []:
         weights: dict[Any, int] = {
             ref.get("name"): int(ref.get("weight", 1)) for ref in rule.get("backendRefs") or []
@@ -63,10 +63,10 @@ class GatewayApiRouter(WeightedRouter):
         self.route_namespace = route_namespace
         self.port = port
 
-    def _namespace(self, target: Target) -> str:
+    def _namespace(self, target: RoutedObject) -> str:
         return self.route_namespace or target.namespace
 
-    def _write_weight(self, target: Target, weight: int) -> None:
+    def _write_weight(self, target: RoutedObject, weight: int) -> None:
         update_spec(
             self.kube,
             HTTPROUTES,
@@ -77,6 +77,6 @@ class GatewayApiRouter(WeightedRouter):
             },
         )
 
-    def _read_weight(self, target: Target) -> int | None:
+    def _read_weight(self, target: RoutedObject) -> int | None:
         route = self.kube.get(HTTPROUTES, self._namespace(target), self.route)
         return None if route is None else read_weight(route, target)

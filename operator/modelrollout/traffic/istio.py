@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 
 from modelrollout.kube import VIRTUALSERVICES, Kube
-from modelrollout.traffic.base import JSON, RouterError, Target
+from modelrollout.traffic.base import JSON, RoutedObject, RouterError
 from modelrollout.traffic.patching import split, update_spec
 from modelrollout.traffic.weighted import WeightedRouter
 
@@ -20,7 +20,7 @@ def _host_is(destination: JSON, service: str) -> bool:
     return host == service or host.startswith(f"{service}.")
 
 
-def _ours(entry: JSON, target: Target) -> str | None:
+def _ours(entry: JSON, target: RoutedObject) -> str | None:
     destination = entry.get("destination") or {}
     for service in (target.stable_service, target.canary_service):
         if _host_is(destination, service):
@@ -29,7 +29,7 @@ def _ours(entry: JSON, target: Target) -> str | None:
 
 
 def weighted_http(
-    http: list[JSON], target: Target, weight: int, names: tuple[str, ...] = ()
+    http: list[JSON], target: RoutedObject, weight: int, names: tuple[str, ...] = ()
 ) -> list[JSON]:
     stable_weight, canary_weight = split(weight)
     result: list[JSON] = []
@@ -64,7 +64,9 @@ def weighted_http(
     return result
 
 
-def read_weight(virtual_service: JSON, target: Target, names: tuple[str, ...] = ()) -> int | None:
+def read_weight(
+    virtual_service: JSON, target: RoutedObject, names: tuple[str, ...] = ()
+) -> int | None:
     for route in virtual_service.get("spec", {}).get("http") or []:
         if names and route.get("name") not in names:
             continue
@@ -93,10 +95,10 @@ class IstioRouter(WeightedRouter):
         self.routes = routes
         self.namespace = namespace
 
-    def _namespace(self, target: Target) -> str:
+    def _namespace(self, target: RoutedObject) -> str:
         return self.namespace or target.namespace
 
-    def _write_weight(self, target: Target, weight: int) -> None:
+    def _write_weight(self, target: RoutedObject, weight: int) -> None:
         update_spec(
             self.kube,
             VIRTUALSERVICES,
@@ -107,6 +109,6 @@ class IstioRouter(WeightedRouter):
             },
         )
 
-    def _read_weight(self, target: Target) -> int | None:
+    def _read_weight(self, target: RoutedObject) -> int | None:
         vs = self.kube.get(VIRTUALSERVICES, self._namespace(target), self.virtual_service)
         return None if vs is None else read_weight(vs, target, self.routes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from modelrollout.kube import INGRESSES, Kube
-from modelrollout.traffic.base import JSON, NAME_LABEL, RouterError, Target
+from modelrollout.traffic.base import JSON, NAME_LABEL, RoutedObject, RouterError
 from modelrollout.traffic.weighted import WeightedRouter
 
 CANARY = "nginx.ingress.kubernetes.io/canary"
@@ -21,7 +21,7 @@ def canary_ingress_name(stable_ingress: str) -> str:
     return f"{stable_ingress}-canary"
 
 
-def _retarget(rules: list[JSON], target: Target) -> list[JSON]:
+def _retarget(rules: list[JSON], target: RoutedObject) -> list[JSON]:
     rules = copy.deepcopy(rules)
     found = False
     for rule in rules:
@@ -35,7 +35,7 @@ def _retarget(rules: list[JSON], target: Target) -> list[JSON]:
     return rules
 
 
-def canary_ingress(stable: JSON, target: Target, weight: int) -> JSON:
+def canary_ingress(stable: JSON, target: RoutedObject, weight: int) -> JSON:
     spec: JSON = {"rules": _retarget(stable.get("spec", {}).get("rules") or [], target)}
     if "ingressClassName" in stable.get("spec", {}):
         spec["ingressClassName"] = stable["spec"]["ingressClassName"]
@@ -58,13 +58,13 @@ class NginxRouter(WeightedRouter):
         self.kube = kube
         self.stable_ingress = stable_ingress
 
-    def _write_weight(self, target: Target, weight: int) -> None:
+    def _write_weight(self, target: RoutedObject, weight: int) -> None:
         stable = self.kube.get(INGRESSES, target.namespace, self.stable_ingress)
         if stable is None:
             raise RouterError(f"Ingress {target.namespace}/{self.stable_ingress} not found")
         self.kube.apply(INGRESSES, canary_ingress(stable, target, weight))
 
-    def _read_weight(self, target: Target) -> int | None:
+    def _read_weight(self, target: RoutedObject) -> int | None:
         name = canary_ingress_name(self.stable_ingress)
         ingress = self.kube.get(INGRESSES, target.namespace, name)
         if ingress is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from modelrollout.core.observation import TrafficObservation
 from modelrollout.kube import Kube
-from modelrollout.traffic.base import Target
+from modelrollout.traffic.base import RoutedObject
 from modelrollout.traffic.services import read_services
 
 
@@ -20,16 +20,16 @@ class ReplicasRouter:
         self.blue_green = blue_green
 
     def set_weight(
-        self, target: Target, stable_revision: str, canary_revision: str | None, weight: int
+        self, target: RoutedObject, stable_revision: str, canary_revision: str | None, weight: int
     ) -> None:
         """Nothing to write: replica counts and selectors carry the weight."""
 
     def switch_active(
-        self, target: Target, active_revision: str, preview_revision: str | None
+        self, target: RoutedObject, active_revision: str, preview_revision: str | None
     ) -> None:
         """Nothing to write: the `<name>` Service's selector is the switch."""
 
-    def current_weight(self, target: Target) -> TrafficObservation | None:
+    def current_weight(self, target: RoutedObject) -> TrafficObservation | None:
         if not self.blue_green:
             return None  # no request: a canary's weight is in the Deployments already observed
         observed = read_services(self.kube, target)

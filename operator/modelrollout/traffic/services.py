@@ -1,7 +1,7 @@
 """Read back what the Services of a ModelDeployment select.
 
 The Services themselves (`<name>`, `<name>-stable`, `<name>-canary` / `<name>-preview`) are built by
-core.children.service_manifests and applied by the reconciler; routers only read them to tell
+core.children.service_manifests and applied by the shell; routers only read them to tell
 which revision each one serves.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from modelrollout.core.observation import TrafficObservation
 from modelrollout.kube import SERVICES, Kube
-from modelrollout.traffic.base import JSON, NAME_LABEL, REVISION_LABEL, Target
+from modelrollout.traffic.base import JSON, NAME_LABEL, REVISION_LABEL, RoutedObject
 
 
 def _revision(service: JSON | None) -> str | None:
@@ -19,7 +19,9 @@ def _revision(service: JSON | None) -> str | None:
     return selector.get(REVISION_LABEL)
 
 
-def read_services(kube: Kube, target: Target, canary_weight: int = 0) -> TrafficObservation | None:
+def read_services(
+    kube: Kube, target: RoutedObject, canary_weight: int = 0
+) -> TrafficObservation | None:
     """One LIST by label reads every Service of this ModelDeployment; None before the first."""
     items = kube.list(SERVICES, target.namespace, f"{NAME_LABEL}={target.name}")
     by_name = {item["metadata"]["name"]: item for item in items}

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 
 from modelrollout.core.observation import TrafficObservation
 from modelrollout.kube import Kube
-from modelrollout.traffic.base import Target
+from modelrollout.traffic.base import RoutedObject
 from modelrollout.traffic.services import read_services
 
 
@@ -18,25 +18,25 @@ class WeightedRouter(ABC):
     kube: Kube
 
     @abstractmethod
-    def _write_weight(self, target: Target, weight: int) -> None:
+    def _write_weight(self, target: RoutedObject, weight: int) -> None:
         """Send `weight` percent to the canary Service and the rest to the stable one."""
 
     @abstractmethod
-    def _read_weight(self, target: Target) -> int | None:
+    def _read_weight(self, target: RoutedObject) -> int | None:
         """The canary weight in the routing object; None when the object is missing."""
 
     def set_weight(
-        self, target: Target, stable_revision: str, canary_revision: str | None, weight: int
+        self, target: RoutedObject, stable_revision: str, canary_revision: str | None, weight: int
     ) -> None:
         self._write_weight(target, weight if canary_revision else 0)
 
     def switch_active(
-        self, target: Target, active_revision: str, preview_revision: str | None
+        self, target: RoutedObject, active_revision: str, preview_revision: str | None
     ) -> None:
         # Blue/green switches Service selectors; the routing object keeps all on `<name>-stable`.
         self._write_weight(target, 0)
 
-    def current_weight(self, target: Target) -> TrafficObservation | None:
+    def current_weight(self, target: RoutedObject) -> TrafficObservation | None:
         services = read_services(self.kube, target)
         if services is None:
             return None

@@ -27,9 +27,9 @@ from modelrollout.core.children import (
     deployment_name,
     service_manifests,
 )
+from modelrollout.core.decide import decide
 from modelrollout.core.observation import Observation, RevisionObservation, TrafficObservation
 from modelrollout.core.plan import Plan
-from modelrollout.core.reconcile import decide
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.routing import is_blue_green
 from modelrollout.kube import (
@@ -39,13 +39,13 @@ from modelrollout.kube import (
     Conflict,
     Kube,
     ResourceKind,
-    validation,
+    holdout_job,
 )
 from modelrollout.kube.events import post_event
 from modelrollout.kube.observe import observe_revisions
 from modelrollout.kube.rest import JSON
 from modelrollout.kube.status import write_status_as_decided
-from modelrollout.traffic.base import Target, TrafficRouter
+from modelrollout.traffic.base import RoutedObject, TrafficRouter
 from modelrollout.traffic.factory import router_for
 
 log = logging.getLogger(__name__)
@@ -104,20 +104,20 @@ def _scale(shell: Shell, namespace: str, name: str, replicas: int) -> None:
 
 
 @dataclass(frozen=True)
-class _Context:
+class _ParsedObject:
     body: JSON
     name: str
     namespace: str
     spec: ModelDeploymentSpec
     status: ModelDeploymentStatus
     owner: OwnerRef
-    target: Target
+    target: RoutedObject
     router: TrafficRouter
     revision: str
 
 
 def _observe(
-    ctx: _Context, kube: Kube
+    ctx: _ParsedObject, kube: Kube
 ) -> tuple[dict[str, RevisionObservation], TrafficObservation | None]:
     revisions = observe_revisions(kube, ctx.namespace, ctx.name)
     traffic = ctx.router.current_weight(ctx.target)
@@ -125,7 +125,7 @@ def _observe(
 
 
 def _carry_out(
-    shell: Shell, ctx: _Context, plan: Plan, observed: dict[str, RevisionObservation]
+    shell: Shell, ctx: _ParsedObject, plan: Plan, observed: dict[str, RevisionObservation]
 ) -> None:
     """Children first (Deployments, Services, routing), then pruning; status comes after."""
     for desired in plan.revisions:
@@ -163,7 +163,7 @@ def _carry_out(
         shell.forget_applied(DEPLOYMENTS, ctx.namespace, child)
 
 
-def _write_status(shell: Shell, ctx: _Context, plan: Plan) -> bool:
+def _write_status(shell: Shell, ctx: _ParsedObject, plan: Plan) -> bool:
     """False when someone changed the object since we read it (reconcile again)."""
     new = plan.status.model_dump(by_alias=True, exclude_none=True, mode="json")
     try:
@@ -180,7 +180,7 @@ def _write_status(shell: Shell, ctx: _Context, plan: Plan) -> bool:
     return True
 
 
-def _context(shell: Shell, body: JSON) -> _Context | None:
+def _parse(shell: Shell, body: JSON) -> _ParsedObject | None:
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     try:
@@ -195,8 +195,8 @@ def _context(shell: Shell, body: JSON) -> _Context | None:
             post_event(shell.kube, body, "Warning", "InvalidSpec", f"{where}: {first['msg']}")
         return None
     owner = OwnerRef.for_md(name, meta["uid"])
-    target = Target(name, namespace, owner.manifest())
-    return _Context(
+    target = RoutedObject(name, namespace, owner.manifest())
+    return _ParsedObject(
         body=body,
         name=name,
         namespace=namespace,
@@ -214,7 +214,7 @@ def reconcile_sync(shell: Shell, namespace: str, name: str) -> float | None:
     body = shell.kube.get(MODELDEPLOYMENTS, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
-    ctx = _context(shell, body)
+    ctx = _parse(shell, body)
     if ctx is None:
         return None
     observed, traffic = _observe(ctx, shell.kube)
@@ -224,7 +224,7 @@ def reconcile_sync(shell: Shell, namespace: str, name: str) -> float | None:
         revisions=observed,
         traffic=traffic,
         analysis_available=shell.analysis is not None,
-        validation=validation.observe_for(shell.kube, namespace, name, ctx.spec, ctx.revision),
+        validation=holdout_job.observe_for(shell.kube, namespace, name, ctx.spec, ctx.revision),
     )
     evaluate = shell.analysis.evaluate if shell.analysis is not None else None
     plan = decide(name, namespace, ctx.spec, ctx.status, obs, evaluate=evaluate)
@@ -237,7 +237,7 @@ def reconcile_sync(shell: Shell, namespace: str, name: str) -> float | None:
             plan = decide(name, namespace, ctx.spec, ctx.status, obs, evaluate=evaluate)
     _carry_out(shell, ctx, plan, observed)
     if plan.validation_due is not None:
-        validation.start_for(
+        holdout_job.start_for(
             shell.kube,
             ctx.owner,
             namespace,
@@ -250,7 +250,7 @@ def reconcile_sync(shell: Shell, namespace: str, name: str) -> float | None:
         metrics.RECONCILES.labels("conflict").inc()
         return CONFLICT_RETRY_SECONDS
     phase = plan.status.phase.value if plan.status.phase else "Pending"
-    metrics.record(
+    metrics.remember_object(
         namespace,
         name,
         phase,

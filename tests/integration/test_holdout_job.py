@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from modelrollout.core.validation_job import SPEC_ENV
+from modelrollout.core.holdout_job import SPEC_ENV
 from tests.integration.operator_process import (
     Operator,
     apply,
@@ -30,7 +30,7 @@ from tests.integration.operator_process import (
     wait_for,
 )
 from tests.testenv.controlplane import ControlPlane
-from tests.unit import validation_samples as samples
+from tests.unit import holdout_samples as samples
 
 NAME = "fraud"
 VALIDATE = Path(sys.executable).parent / "modelrollout-validate"

@@ -1,11 +1,11 @@
-"""Outcome of stepping a state machine once."""
+"""StepOutcome: what stepping a strategy once did to the candidate."""
 
 from __future__ import annotations
 
 from enum import Enum
 
 
-class Step(Enum):
+class StepOutcome(Enum):
     IN_PROGRESS = "in-progress"
     ABORTED = "aborted"
     PROMOTED = "promoted"

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelrollout.validation.evaluate import EvaluationError
-from modelrollout.validation.run import InputError, parse_input, run
-from tests.unit import validation_samples as samples
+from modelrollout.holdout.evaluate import EvaluationError
+from modelrollout.holdout.run import InputError, parse_input, run
+from tests.unit import holdout_samples as samples
 
 
 def validate(spec: dict[str, Any]) -> Any:

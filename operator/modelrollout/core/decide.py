@@ -19,15 +19,15 @@ from modelrollout.api import (
 from modelrollout.core.bluegreen import blue_green_layout, step_blue_green
 from modelrollout.core.canary import canary_layout, step_canary
 from modelrollout.core.conditions import DEGRADED, PROGRESSING, READY, set_condition
-from modelrollout.core.context import ROUTER_RECHECK_SECONDS, Context
 from modelrollout.core.controls import Controls, consume_all, pending_controls
+from modelrollout.core.decision_state import ROUTER_RECHECK_SECONDS, DecisionState
 from modelrollout.core.evaluation import AnalysisEvaluator
 from modelrollout.core.gates import Gate, validation_gate
 from modelrollout.core.observation import Observation, TrafficObservation
 from modelrollout.core.plan import DesiredRevision, Plan, TrafficPlan
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.routing import is_blue_green, uses_replica_weights
-from modelrollout.core.steps import Step
+from modelrollout.core.step_outcome import StepOutcome
 from modelrollout.core.transitions import (
     abort_candidate,
     aborted_reason,
@@ -50,7 +50,7 @@ def decide(
     evaluate: AnalysisEvaluator | None = None,
 ) -> Plan:
     """The desired state for one ModelDeployment (see /tmp/team/CORE_SHELL.md)."""
-    ctx = Context(
+    ctx = DecisionState(
         name=name,
         namespace=namespace,
         spec=spec,
@@ -79,7 +79,7 @@ def decide(
     )
 
 
-def _lifecycle(ctx: Context, controls: Controls) -> None:
+def _lifecycle(ctx: DecisionState, controls: Controls) -> None:
     """Which candidate is current: start, supersede, retry or abort it."""
     st = ctx.st
     stable, candidate = st.stable_revision, st.canary_revision
@@ -103,7 +103,7 @@ def _lifecycle(ctx: Context, controls: Controls) -> None:
             abort_candidate(ctx, "Aborted", "aborted by request", Outcome.ABORTED)
 
 
-def _step(ctx: Context, controls: Controls) -> None:
+def _step(ctx: DecisionState, controls: Controls) -> None:
     st = ctx.st
     if st.canary_revision is None:
         _steady(ctx)
@@ -114,10 +114,10 @@ def _step(ctx: Context, controls: Controls) -> None:
     else:
         stepper = step_blue_green if is_blue_green(ctx.spec) else step_canary
         result = stepper(ctx, controls)
-        if result == Step.PROMOTED:
+        if result == StepOutcome.PROMOTED:
             promote_candidate(ctx, ctx.promotion_reason)
             _steady(ctx)
-        elif result == Step.ABORTED:
+        elif result == StepOutcome.ABORTED:
             _aborted(ctx)
         elif is_blue_green(ctx.spec):
             blue_green_layout(ctx)
@@ -125,7 +125,7 @@ def _step(ctx: Context, controls: Controls) -> None:
             canary_layout(ctx)
 
 
-def _steady(ctx: Context) -> None:
+def _steady(ctx: DecisionState) -> None:
     st = ctx.st
     stable = st.stable_revision
     assert stable is not None
@@ -151,7 +151,7 @@ def _steady(ctx: Context) -> None:
         )
 
 
-def _aborted(ctx: Context) -> None:
+def _aborted(ctx: DecisionState) -> None:
     """All traffic on the stable; the aborted candidate scaled to zero."""
     st = ctx.st
     stable, candidate = st.stable_revision, st.canary_revision
@@ -174,7 +174,7 @@ def _aborted(ctx: Context) -> None:
     ctx.degraded_reason = reason
 
 
-def _initial(ctx: Context) -> None:
+def _initial(ctx: DecisionState) -> None:
     """No stable yet: the first revision is deployed at once (nothing to compare it with)."""
     st = ctx.st
     candidate = st.canary_revision
@@ -222,7 +222,7 @@ def _router_sends_traffic(traffic: TrafficObservation | None, revision: str) -> 
     return traffic.canary_revision == revision and traffic.canary_weight > 0
 
 
-def _retain(ctx: Context) -> None:
+def _retain(ctx: DecisionState) -> None:
     """Scale down everything else, but never a revision the router still sends traffic to."""
     st = ctx.st
     routed = is_blue_green(ctx.spec) or not uses_replica_weights(ctx.spec)
@@ -250,7 +250,7 @@ def _retain(ctx: Context) -> None:
         ctx.desired.setdefault(revision, 0)
 
 
-def _prune(ctx: Context) -> tuple[str, ...]:
+def _prune(ctx: DecisionState) -> tuple[str, ...]:
     """Idle revisions past revisionHistoryLimit (newest kept), never stable/candidate/previous."""
     st = ctx.st
     protected = {st.stable_revision, st.canary_revision, st.previous_stable_revision}
@@ -269,7 +269,7 @@ def _prune(ctx: Context) -> tuple[str, ...]:
     return pruned
 
 
-def _finish(ctx: Context) -> None:
+def _finish(ctx: DecisionState) -> None:
     """observedGeneration, replica counts, conditions; every control token recorded as handled."""
     st = ctx.st
     now, generation = ctx.now, ctx.obs.generation

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelrollout.holdout.checks import CheckRules, model_features, run_checks
+from modelrollout.holdout.metrics import MetricError, Predictions, compute, metric_def
+from modelrollout.holdout.report import ModelRef, Report, decide
+from modelrollout.holdout.thresholds import Threshold, Verdict, judge
 from modelrollout.server.fetch import one_line
-from modelrollout.validation.checks import CheckRules, model_features, run_checks
-from modelrollout.validation.metrics import MetricError, Predictions, compute, metric_def
-from modelrollout.validation.report import ModelRef, Report, decide
-from modelrollout.validation.thresholds import Threshold, Verdict, judge
 
 
 class EvaluationError(Exception):

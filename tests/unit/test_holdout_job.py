@@ -11,16 +11,16 @@ import yaml
 
 from modelrollout.api import ModelDeploymentSpec, ModelSpec, ValidationResult
 from modelrollout.core.children import OwnerRef
-from modelrollout.core.validation_job import (
+from modelrollout.core.holdout_job import (
     SPEC_ENV,
     job_manifest,
     job_name,
     requested_at,
     validation_status,
 )
-from modelrollout.validation.report import Report, termination_summary
-from modelrollout.validation.spec import ValidatorInput
-from modelrollout.validation.thresholds import Verdict
+from modelrollout.holdout.report import Report, termination_summary
+from modelrollout.holdout.spec import ValidatorInput
+from modelrollout.holdout.thresholds import Verdict
 
 EXAMPLE = Path(__file__).parents[2] / "manifests" / "examples" / "validation-gate.yaml"
 OWNER = OwnerRef.for_md("fraud", "uid-1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from modelrollout.validation.thresholds import Threshold, judge
+from modelrollout.holdout.thresholds import Threshold, judge
 
 
 def test_absolute_bounds() -> None:

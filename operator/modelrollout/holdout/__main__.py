@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from modelrollout.validation.evaluate import EvaluationError
-from modelrollout.validation.report import format_table, termination_summary, to_dict
-from modelrollout.validation.run import InputError, error_report, parse_input, read_input, run
-from modelrollout.validation.spec import ValidatorInput
+from modelrollout.holdout.evaluate import EvaluationError
+from modelrollout.holdout.report import format_table, termination_summary, to_dict
+from modelrollout.holdout.run import InputError, error_report, parse_input, read_input, run
+from modelrollout.holdout.spec import ValidatorInput
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 

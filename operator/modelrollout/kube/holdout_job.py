@@ -18,14 +18,14 @@ from modelrollout.api import (
 )
 from modelrollout.core.children import NAME_LABEL, OwnerRef
 from modelrollout.core.history import model_of
-from modelrollout.core.plan import ValidationRequest
-from modelrollout.core.validation_job import (
+from modelrollout.core.holdout_job import (
     VALIDATION_LABEL,
     job_manifest,
     job_name,
     requested_at,
     validation_status,
 )
+from modelrollout.core.plan import ValidationRequest
 from modelrollout.kube.resources import ResourceKind
 from modelrollout.kube.rest import Conflict, Kube
 
@@ -82,7 +82,7 @@ def _delete_others(kube: Kube, namespace: str, name: str, revision: str) -> None
             kube.delete(JOBS, namespace, job["metadata"]["name"])
 
 
-# The two calls the reconciler makes (observe before decide, start after).
+# The two calls the shell makes (observe before decide, start after).
 
 
 def observe_for(

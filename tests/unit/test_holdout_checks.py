@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from modelrollout.validation.checks import CheckRules, ColumnRule, model_features, run_checks
+from modelrollout.holdout.checks import CheckRules, ColumnRule, model_features, run_checks
 
 
 def frame(n: int = 100) -> pd.DataFrame:

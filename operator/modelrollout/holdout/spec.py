@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import Field
 
 from modelrollout.api import ModelSpec, ValidationSpec
-from modelrollout.validation.checks import CheckRules, ColumnRule
-from modelrollout.validation.thresholds import Threshold
+from modelrollout.holdout.checks import CheckRules, ColumnRule
+from modelrollout.holdout.thresholds import Threshold
 
 
 class ValidatorInput(ValidationSpec):

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import math
 
-from modelrollout.validation.checks import CheckResult
-from modelrollout.validation.report import (
+from modelrollout.holdout.checks import CheckResult
+from modelrollout.holdout.report import (
     TERMINATION_LIMIT,
     Report,
     decide,
     format_table,
     termination_summary,
 )
-from modelrollout.validation.thresholds import Verdict
+from modelrollout.holdout.thresholds import Verdict
 
 
 def verdict(name: str, passed: bool, candidate: float = 0.9) -> Verdict:

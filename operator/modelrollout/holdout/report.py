@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from modelrollout.validation.checks import CheckResult
-from modelrollout.validation.thresholds import Verdict
+from modelrollout.holdout.checks import CheckResult
+from modelrollout.holdout.thresholds import Verdict
 
 Result = Literal["passed", "failed", "error"]
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
 from modelrollout.core.evaluation import AnalysisEvaluator
-from modelrollout.core.history import history_limit, record
+from modelrollout.core.history import history_limit, model_of, with_entry
 from modelrollout.core.observation import Observation
 from modelrollout.core.plan import AnalysisRequest, Event, TrafficPlan, ValidationRequest
 
@@ -21,7 +21,7 @@ ROUTER_RECHECK_SECONDS = 2.0
 
 
 @dataclass
-class Context:
+class DecisionState:
     name: str
     namespace: str
     spec: ModelDeploymentSpec
@@ -80,12 +80,10 @@ class Context:
         self.progress_reason = reason
 
     def add_history(self, revision: str, version: str, outcome: Outcome, reason: str) -> None:
-        from modelrollout.core.history import model_of
-
         model = (
             self.spec.model if revision == self.revision else model_of(self.st.history, revision)
         )
-        self.st.history = record(
+        self.st.history = with_entry(
             self.st.history,
             revision=revision,
             model=model,

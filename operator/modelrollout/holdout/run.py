@@ -9,11 +9,11 @@ import yaml
 from pydantic import ValidationError
 
 from modelrollout.api import ModelSpec, field_issues
+from modelrollout.holdout.dataset import DatasetError, read_dataset
+from modelrollout.holdout.evaluate import EvaluationError, ModelUnderTest, evaluate
+from modelrollout.holdout.report import ModelRef, Report
+from modelrollout.holdout.spec import ValidatorInput, check_rules, thresholds
 from modelrollout.server.loading import ModelLoadError, ModelSource, load_model
-from modelrollout.validation.dataset import DatasetError, read_dataset
-from modelrollout.validation.evaluate import EvaluationError, ModelUnderTest, evaluate
-from modelrollout.validation.report import ModelRef, Report
-from modelrollout.validation.spec import ValidatorInput, check_rules, thresholds
 
 
 class InputError(Exception):

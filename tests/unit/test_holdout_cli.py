@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.unit import validation_samples as samples
+from tests.unit import holdout_samples as samples
 
 SCRIPT = Path(sys.executable).parent / "modelrollout-validate"
 
