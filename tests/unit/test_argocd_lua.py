@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modelrollout.api import ModelDeploymentStatus, PauseReason
 from tests.argocd_lua import ArgoLua, action_patches
 from tests.unit.control_fields import CONTROL_FIELDS
 
@@ -71,8 +72,7 @@ def st(phase: str, **fields: Any) -> dict[str, Any]:
             st("Paused", canaryRevision="b", currentStepIndex=1, pauseReason="PauseStep"),
             "Progressing",
         ),
-        # Any other pause (no data, inconclusive analysis, spec.paused) needs a person.
-        (st("Paused", canaryRevision="b", currentStepIndex=1, pauseReason="NoData"), "Suspended"),
+        # Any other pause (inconclusive analysis, spec.paused, ...) needs a person.
         (st("Paused", canaryRevision="b", pauseReason="AnalysisInconclusive"), "Suspended"),
         (st("Paused", canaryRevision="b"), "Suspended"),
         # Blue/green: the preview is ready and waits for promote.
@@ -87,6 +87,21 @@ def test_phase_maps_to_health(lua: ArgoLua, status: dict[str, Any], expected: st
     health = lua.health(md(status))
     assert health["status"] == expected
     assert health["message"] == status["message"]
+
+
+@pytest.mark.parametrize("reason", list(PauseReason))
+def test_every_pause_reason_but_a_pause_step_waits_on_a_person(
+    lua: ArgoLua, reason: PauseReason
+) -> None:
+    # Step 1 is a timed pause: only the pause step itself may end by itself there.
+    status = st("Paused", canaryRevision="b", currentStepIndex=1, pauseReason=reason.value)
+    expected = "Progressing" if reason is PauseReason.PAUSE_STEP else "Suspended"
+    assert lua.health(md(status))["status"] == expected
+
+
+def test_the_crd_describes_every_pause_reason() -> None:
+    description = ModelDeploymentStatus.model_fields["pause_reason"].description or ""
+    assert all(f"{reason.value}:" in description for reason in PauseReason)
 
 
 def test_observed_generation_comes_first(lua: ArgoLua) -> None:

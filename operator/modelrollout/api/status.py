@@ -61,6 +61,39 @@ class AnalysisRunPhase(StrEnum):
     ERROR = "Error"
 
 
+class PauseReason(StrEnum):
+    """Why a rollout is paused (status.pauseReason); Argo CD's health check reads it.
+
+    Only PAUSE_STEP can end by itself (a pause step with a duration); every other reason waits
+    for a person, so the health check reports it as Suspended.
+    """
+
+    PAUSE_STEP = "PauseStep"
+    AWAITING_PROMOTION = "AwaitingPromotion"
+    ANALYSIS_UNAVAILABLE = "AnalysisUnavailable"
+    ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+    ANALYSIS_ERROR = "AnalysisError"
+    SPEC_PAUSED = "SpecPaused"
+
+
+PAUSE_REASON_MEANINGS = {
+    PauseReason.PAUSE_STEP: "a canary pause step (timed, or until promoted)",
+    PauseReason.AWAITING_PROMOTION: "blue/green preview ready, waiting for promote",
+    PauseReason.ANALYSIS_UNAVAILABLE: "an analysis is due but cannot run (no spec.analysis "
+    "or no Prometheus)",
+    PauseReason.ANALYSIS_INCONCLUSIVE: "past inconclusiveLimit: promote, abort or retry",
+    PauseReason.ANALYSIS_ERROR: "past consecutiveErrorLimit: resumes when measuring works again",
+    PauseReason.SPEC_PAUSED: "spec.paused is true",
+}
+
+
+def _pause_reason_description() -> str:
+    meanings = "; ".join(
+        f"{reason.value}: {PAUSE_REASON_MEANINGS[reason]}" for reason in PauseReason
+    )
+    return f"Why paused. {meanings}."
+
+
 class ValidationResult(StrEnum):
     """Outcome of the offline validation gate."""
 
@@ -246,10 +279,9 @@ class ModelDeploymentStatus(ApiModel):
     pause_started_at: datetime | None = Field(
         default=None, description="When the current pause started (timed or manual)."
     )
+    # A string, not the enum: a status written by another version still parses.
     pause_reason: str | None = Field(
-        default=None,
-        max_length=64,
-        description="Why paused: PauseStep, AnalysisInconclusive, NoData, SpecPaused, ...",
+        default=None, max_length=64, description=_pause_reason_description()
     )
     rollout_started_at: datetime | None = Field(
         default=None, description="When the current rollout began."

@@ -8,7 +8,7 @@ is still up). The old revision is scaled down scaleDownDelaySeconds after promot
 
 from __future__ import annotations
 
-from modelrollout.api import BlueGreenStrategy, Phase
+from modelrollout.api import BlueGreenStrategy, PauseReason, Phase
 from modelrollout.core.controls import Controls
 from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.gates import Gate, before_traffic, pause, run_analysis, wait_for_pods
@@ -84,7 +84,9 @@ def _run_stages(ctx: DecisionState, stage: int) -> StepOutcome:
             continue
         if stage == BG_AWAITING:
             if not strategy.auto_promotion:
-                pause(ctx, "AwaitingPromotion", "preview ready: promote to switch traffic")
+                pause(
+                    ctx, PauseReason.AWAITING_PROMOTION, "preview ready: promote to switch traffic"
+                )
                 return StepOutcome.IN_PROGRESS
             delay = strategy.auto_promotion_seconds
             if delay and not ctx.deadline_passed(st.step_started_at, delay):

@@ -18,7 +18,7 @@ keeps selecting the stable. A rollback or promotion restores the all-revisions s
 
 from __future__ import annotations
 
-from modelrollout.api import CanaryStep, CanaryStrategy, Phase, parse_duration
+from modelrollout.api import CanaryStep, CanaryStrategy, PauseReason, Phase, parse_duration
 from modelrollout.core.controls import Controls
 from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.gates import Gate, before_traffic, pause, run_analysis, wait_for_pods
@@ -132,7 +132,7 @@ def _run_steps(ctx: DecisionState, steps: list[CanaryStep], index: int) -> StepO
             continue
         if step.pause is not None:
             if step.pause.duration is None:
-                pause(ctx, "PauseStep", f"{label}: paused until promoted")
+                pause(ctx, PauseReason.PAUSE_STEP, f"{label}: paused until promoted")
                 return StepOutcome.IN_PROGRESS
             seconds = parse_duration(step.pause.duration)
             if ctx.deadline_passed(st.step_started_at, seconds):
@@ -181,7 +181,7 @@ def _background_analysis(ctx: DecisionState) -> StepOutcome:
     index = st.current_step_index or 0
     if background is None or ctx.analysis_due is not None:
         return StepOutcome.IN_PROGRESS
-    if st.phase == Phase.PAUSED and ctx.pause_reason != "PauseStep":
+    if st.phase == Phase.PAUSED and ctx.pause_reason != PauseReason.PAUSE_STEP:
         # Paused by a step's analysis or its unavailability: one verdict at a time.
         return StepOutcome.IN_PROGRESS
     if index < background.start_step or reached_weight(steps, index) == 0:

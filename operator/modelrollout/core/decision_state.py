@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus, Outcome, Phase
+from modelrollout.api import (
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Outcome,
+    PauseReason,
+    Phase,
+)
 from modelrollout.core.evaluation import AnalysisEvaluator
 from modelrollout.core.history import history_limit, model_of, with_entry
 from modelrollout.core.observation import Observation
@@ -40,7 +46,7 @@ class DecisionState:
     # Why the candidate is promoted, for the history entry.
     promotion_reason: str = "all steps completed"
     # Why the decision pauses (the last pause wins); see reconcile._finish.
-    pause_reason: str | None = None
+    pause_reason: PauseReason | None = None
 
     @property
     def now(self) -> datetime:

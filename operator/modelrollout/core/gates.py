@@ -12,6 +12,7 @@ from modelrollout.api import (
     AnalysisStepSpec,
     BackgroundAnalysis,
     Outcome,
+    PauseReason,
     Phase,
     ValidationResult,
 )
@@ -21,7 +22,6 @@ from modelrollout.core.step_outcome import StepOutcome
 from modelrollout.core.transitions import abort_candidate
 
 ANALYSIS_UNAVAILABLE = "analysis is not available"
-SPEC_PAUSED = "SpecPaused"
 
 
 class Gate(Enum):
@@ -30,7 +30,7 @@ class Gate(Enum):
     FAILED = "failed"
 
 
-def pause(ctx: DecisionState, reason: str, message: str) -> None:
+def pause(ctx: DecisionState, reason: PauseReason, message: str) -> None:
     """Phase Paused; pauseReason/pauseStartedAt are settled once the decision is complete."""
     ctx.pause_reason = reason
     ctx.set_phase(Phase.PAUSED, message, reason)
@@ -40,9 +40,9 @@ def spec_paused(ctx: DecisionState) -> bool:
     """spec.paused freezes the rollout; on resume, the paused time does not count for the step."""
     st = ctx.st
     if ctx.spec.paused:
-        pause(ctx, SPEC_PAUSED, "paused by spec.paused: set it to false to resume")
+        pause(ctx, PauseReason.SPEC_PAUSED, "paused by spec.paused: set it to false to resume")
         return True
-    if st.pause_reason == SPEC_PAUSED:
+    if st.pause_reason == PauseReason.SPEC_PAUSED:
         if st.pause_started_at is not None and st.step_started_at is not None:
             st.step_started_at = st.step_started_at + (ctx.now - st.pause_started_at)
         st.pause_reason = None
@@ -104,10 +104,14 @@ def run_analysis(
     candidate = ctx.st.canary_revision
     background = kind == AnalysisKind.BACKGROUND
     if ctx.spec.analysis is None or candidate is None:
-        pause(ctx, "AnalysisUnavailable", f"{label}: {ANALYSIS_UNAVAILABLE} (no spec.analysis)")
+        pause(
+            ctx,
+            PauseReason.ANALYSIS_UNAVAILABLE,
+            f"{label}: {ANALYSIS_UNAVAILABLE} (no spec.analysis)",
+        )
         return Gate.WAITING
     if not ctx.obs.analysis_available or ctx.evaluate is None:
-        pause(ctx, "AnalysisUnavailable", f"{label}: {ANALYSIS_UNAVAILABLE}")
+        pause(ctx, PauseReason.ANALYSIS_UNAVAILABLE, f"{label}: {ANALYSIS_UNAVAILABLE}")
         return Gate.WAITING
     # After promotion the stable serves nothing: comparing with it would judge stale or empty
     # windows, so the run has no stable and comparisons are "no data" (never success).
@@ -141,7 +145,7 @@ def run_analysis(
     if verdict == AnalysisRunPhase.INCONCLUSIVE:
         pause(
             ctx,
-            "AnalysisInconclusive",
+            PauseReason.ANALYSIS_INCONCLUSIVE,
             f"{label}: analysis inconclusive ({outcome.message}): promote to continue, "
             "abort to roll back",
         )
@@ -150,7 +154,11 @@ def run_analysis(
     ctx.analysis_due = replace(request, measure_at=measure_at)
     ctx.requeue_at(measure_at)
     if verdict == AnalysisRunPhase.ERROR:
-        pause(ctx, "AnalysisError", f"{label}: analysis paused on errors: {outcome.message}")
+        pause(
+            ctx,
+            PauseReason.ANALYSIS_ERROR,
+            f"{label}: analysis paused on errors: {outcome.message}",
+        )
     elif not background:
         ctx.set_phase(
             Phase.PROGRESSING, f"{label}: analysis running {outcome.message}".strip(), "Analysis"
