@@ -10,7 +10,7 @@ from modelrollout.api import AnalysisRunPhase, AnalysisStatus, ModelDeploymentSp
 from modelrollout.core.evaluation import AnalysisEvaluator, AnalysisOutcome
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind, AnalysisRequest
-from modelrollout.core.simulation import SimCluster, SimRollout
+from tests.unit.simulated_cluster import SimCluster, SimRollout
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

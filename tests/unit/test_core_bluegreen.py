@@ -8,8 +8,8 @@ from typing import Any
 from modelrollout.api import AnalysisRunPhase, ModelDeploymentSpec, Outcome, Phase
 from modelrollout.core.plan import AnalysisKind
 from modelrollout.core.revision import compute_revision
-from modelrollout.core.simulation import SimCluster, SimRollout
 from tests.unit.scripted_rollout import ScriptedEvaluator
+from tests.unit.simulated_cluster import SimCluster, SimRollout
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ANALYSIS = {

@@ -8,7 +8,7 @@ from typing import Any
 from modelrollout.api import ModelDeploymentSpec, Outcome, Phase
 from modelrollout.core.children import REVISION_LABEL, OwnerRef, service_manifests
 from modelrollout.core.revision import compute_revision
-from modelrollout.core.simulation import SimCluster, SimRollout
+from tests.unit.simulated_cluster import SimCluster, SimRollout
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from modelrollout.core.analysis_policy import evaluate
 from modelrollout.core.children import OwnerRef, service_manifests
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind, Plan, TrafficPlan
-from modelrollout.core.simulation import SimRollout
 from tests.unit.scripted_rollout import ScriptedEvaluator
+from tests.unit.simulated_cluster import SimRollout
 from tests.unit.test_core_bluegreen import ANALYSIS, by_kind
 from tests.unit.test_core_canary import replicas, spec, started
 

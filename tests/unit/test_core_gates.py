@@ -17,8 +17,8 @@ from modelrollout.api import (
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind
 from modelrollout.core.revision import compute_revision
-from modelrollout.core.simulation import SimRollout
 from tests.unit.scripted_rollout import ScriptedEvaluator, changed
+from tests.unit.simulated_cluster import SimRollout
 
 ANALYSIS = {
     "interval": "30s",

@@ -9,7 +9,7 @@ from modelrollout.api import ModelDeploymentSpec, Phase
 from modelrollout.core.observation import TrafficObservation
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.routing import canary_replicas_for_weight, effective_weight
-from modelrollout.core.simulation import SimCluster, SimRollout
+from tests.unit.simulated_cluster import SimCluster, SimRollout
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 GATEWAY = {"gatewayAPI": {"httpRoute": "fraud"}}

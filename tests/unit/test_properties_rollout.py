@@ -24,12 +24,12 @@ from modelrollout.core.observation import Observation
 from modelrollout.core.plan import Plan
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.routing import is_blue_green, uses_replica_weights
-from modelrollout.core.simulation import SimCluster, SimRollout
 
 # Imported under the name the tests below were written with: Hypothesis derives its
 # derandomized examples from their source text, so renaming would change what they explore.
 from tests.unit.scripted_rollout import T0
 from tests.unit.scripted_rollout import ScriptedEvaluator as Verdicts
+from tests.unit.simulated_cluster import SimCluster, SimRollout
 
 ANALYSIS = {
     "interval": "30s",
