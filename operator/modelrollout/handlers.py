@@ -20,17 +20,21 @@ import kopf
 
 from modelrollout import metrics
 from modelrollout.analysis.hook import AnalysisHook
-from modelrollout.api import GROUP, PLURAL, VERSION
-from modelrollout.core.holdout_job import VALIDATION_LABEL
+from modelrollout.api.names import (
+    FINALIZER,
+    GROUP,
+    HOLDOUT_JOB_LABEL,
+    KOPF_PREFIX,
+    NAME_LABEL,
+    PLURAL,
+    VERSION,
+)
 from modelrollout.kube import SERVICES, Kube
 from modelrollout.kube.client import POOL_SIZE, make_api_client
-from modelrollout.kube.observe import NAME_LABEL
 from modelrollout.shell import Shell, reconcile
 
 log = logging.getLogger(__name__)
 
-PREFIX = "modelrollout.io"
-FINALIZER = f"{PREFIX}/finalizer"
 # Argo CD's tracking must not count as a change of the spec.
 IGNORED_FIELDS: list[Any] = [
     ("metadata", "annotations", "argocd.argoproj.io/tracking-id"),
@@ -72,9 +76,9 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kube.client) that a thousand objects do not queue behind six threads.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=WORKERS))
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration", ignored_fields=IGNORED_FIELDS
+        prefix=KOPF_PREFIX, key="last-handled-configuration", ignored_fields=IGNORED_FIELDS
     )
     settings.posting.enabled = True
     settings.posting.reporting_component = "modelrollout-operator"
@@ -143,7 +147,7 @@ async def service_event(
     _wake(namespace, labels.get(NAME_LABEL))
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={VALIDATION_LABEL: kopf.PRESENT})
+@kopf.on.event("batch", "v1", "jobs", labels={HOLDOUT_JOB_LABEL: kopf.PRESENT})
 async def validation_job_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
     # The validator's result: the Job's status changes once its pod has terminated.
     _wake(namespace, labels.get(NAME_LABEL))

@@ -45,8 +45,19 @@ def test_promote_and_abort_need_a_rollout_in_flight() -> None:
 
 
 def test_retry_only_after_a_rollback() -> None:
-    assert controls.refusal("retry", obj(phase="Degraded", stableRevision="a")) is None
+    rolled_back = obj(phase="Degraded", stableRevision="a", canaryRevision="b", abortedRevision="b")
+    assert controls.refusal("retry", rolled_back) is None
     assert controls.refusal("retry", obj(phase="Healthy")) is not None
+    # Degraded without an abort (a first revision past its progress deadline): the operator
+    # would ignore the retry, so the plugin says so.
+    stuck = obj(phase="Degraded", canaryRevision="b")
+    assert controls.refusal("retry", stuck) is not None
+
+
+def test_abort_needs_a_stable_to_return_to() -> None:
+    first = obj(phase="Progressing", canaryRevision="a")
+    assert controls.refusal("abort", first) == "abort: there is no stable revision to return to"
+    assert controls.refusal("promote", first) is None
 
 
 HISTORY = [

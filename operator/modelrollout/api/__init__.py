@@ -21,16 +21,7 @@ from modelrollout.api.analysis import (
     SecretKeyRef,
 )
 from modelrollout.api.common import (
-    API_VERSION,
-    CATEGORIES,
     DURATION_PATTERN,
-    GROUP,
-    KIND,
-    LIST_KIND,
-    PLURAL,
-    SHORT_NAMES,
-    SINGULAR,
-    VERSION,
     ApiModel,
     PathError,
     format_path,
@@ -48,6 +39,17 @@ from modelrollout.api.holdout_gate import (
     ValueRange,
 )
 from modelrollout.api.model import ModelFormat, ModelSpec
+from modelrollout.api.names import (
+    API_VERSION,
+    CATEGORIES,
+    GROUP,
+    KIND,
+    LIST_KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+)
 from modelrollout.api.resource import ModelDeployment
 from modelrollout.api.spec import ModelDeploymentSpec
 from modelrollout.api.status import (

@@ -1,4 +1,4 @@
-"""Shared pieces of the API: the base model, identity constants, durations, path errors."""
+"""Shared pieces of the API: the base model, durations, path errors."""
 
 from __future__ import annotations
 
@@ -8,16 +8,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-
-GROUP = "modelrollout.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "ModelDeployment"
-LIST_KIND = "ModelDeploymentList"
-PLURAL = "modeldeployments"
-SINGULAR = "modeldeployment"
-SHORT_NAMES = ("md", "mdep")
-CATEGORIES = ("all", "modelrollout")
 
 # Go-style durations (500ms, 30s, 2m, 1h30m) or plain whole seconds ("30").
 # The same pattern goes into the CRD, so the API server and Python agree.

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from modelrollout.api.common import (
+from modelrollout.api.names import (
     CATEGORIES,
     GROUP,
     KIND,

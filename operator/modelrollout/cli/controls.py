@@ -13,17 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from modelrollout.api import ModelDeploymentStatus
+from modelrollout.api.controls import Control, status_key
+from modelrollout.api.controls import refusal as control_refusal
+
 Obj = Mapping[str, Any]
-
-CONTROL_FIELDS = {
-    "promote": "promote",
-    "promote-full": "promoteFull",
-    "abort": "abort",
-    "retry": "retry",
-}
-
-# A rollout is in flight in these phases: promote and abort act on it.
-_IN_FLIGHT = {"Pending", "Validating", "Progressing", "Paused"}
 
 
 def request_token(now: datetime, nonce: str) -> str:
@@ -32,20 +28,16 @@ def request_token(now: datetime, nonce: str) -> str:
 
 
 def control_patch(action: str, token: str) -> dict[str, Any]:
-    return {"status": {CONTROL_FIELDS[action]: token}}
+    return {"status": {status_key(Control(action)): token}}
 
 
 def refusal(action: str, obj: Obj) -> str | None:
-    """Why `action` would do nothing on this object now (None: go ahead)."""
-    status = obj.get("status") or {}
-    phase = status.get("phase")
-    canary = status.get("canaryRevision")
-    in_flight = phase in _IN_FLIGHT and bool(canary)
-    if action in ("promote", "promote-full", "abort") and not in_flight:
-        return f"no rollout in progress (phase {phase or 'unknown'}): nothing to {action}"
-    if action == "retry" and phase != "Degraded":
-        return f"retry applies after a rollback or abort (phase Degraded), phase is {phase}"
-    return None
+    """Why `action` would do nothing on this object now (None: go ahead); the operator's rule."""
+    try:
+        status = ModelDeploymentStatus.model_validate(obj.get("status") or {})
+    except ValidationError:
+        return None  # a status this plugin cannot read: let the operator decide
+    return control_refusal(Control(action), status)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-GROUP = "modelrollout.io"
-VERSION = "v1alpha1"
-PLURAL = "modeldeployments"
+from modelrollout.api.names import GROUP, PLURAL, VERSION
 
 Obj = dict[str, Any]
 

@@ -11,15 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelrollout.api.names import API_VERSION, KIND, MANAGED_BY, NAME_LABEL, REVISION_LABEL
 from modelrollout.core.plan import TrafficPlan
 from modelrollout.core.routing import is_blue_green, uses_replica_weights
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentSpec
 
-NAME_LABEL = "modelrollout.io/name"
-REVISION_LABEL = "modelrollout.io/revision"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "modelrollout"}
 SERVER_CONTAINER = "server"
 SERVER_PORT = 8080
 DEFAULT_SERVER_IMAGE = "modelrollout-server:0.1.0"
@@ -41,8 +39,6 @@ class OwnerRef:
 
     @classmethod
     def for_md(cls, name: str, uid: str) -> OwnerRef:
-        from modelrollout.api import API_VERSION, KIND
-
         return cls(api_version=API_VERSION, kind=KIND, name=name, uid=uid)
 
     def manifest(self) -> dict[str, Any]:

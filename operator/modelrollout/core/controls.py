@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelrollout.api import HandledRequests, ModelDeploymentStatus
+from modelrollout.api.controls import CONTROL_FIELDS as FIELD_OF
 
-CONTROL_FIELDS = ("promote", "promote_full", "abort", "retry")
+# The status fields that hold control tokens (python names), from the one table in api.
+CONTROL_FIELDS = tuple(FIELD_OF.values())
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,14 @@ from modelrollout.api import (
     ValidationResult,
     ValidationStatus,
 )
-from modelrollout.core.children import MANAGED_BY, NAME_LABEL, PVC_ROOT, SERVER_CONTAINER, OwnerRef
+from modelrollout.api.names import (
+    HOLDOUT_JOB_LABEL,
+    MANAGED_BY,
+    NAME_LABEL,
+    REQUESTED_AT_ANNOTATION,
+)
+from modelrollout.core.children import PVC_ROOT, SERVER_CONTAINER, OwnerRef
 
-VALIDATION_LABEL = "modelrollout.io/validation"
-REQUESTED_AT = "modelrollout.io/requested-at"
 SPEC_ENV = "MODELROLLOUT_VALIDATION_SPEC"
 CONTAINER = "validator"
 TERMINATION_PATH = "/dev/termination-log"
@@ -86,7 +90,7 @@ def job_manifest(
     """The Job that validates `revision` (spec.model) against `stable` on the holdout set."""
     assert spec.validation is not None, "only called when spec.validation is set"
     body = validator_input(spec, stable)
-    labels = {**MANAGED_BY, NAME_LABEL: owner.name, VALIDATION_LABEL: revision}
+    labels = {**MANAGED_BY, NAME_LABEL: owner.name, HOLDOUT_JOB_LABEL: revision}
     pod_fields, env, env_from = _template_parts(spec)
     uris = [spec.model.uri, spec.validation.dataset.uri, *([stable.uri] if stable else [])]
     claims = _pvc_claims(uris)
@@ -140,7 +144,7 @@ def job_manifest(
             "name": job_name(owner.name, revision),
             "namespace": namespace,
             "labels": labels,
-            "annotations": {REQUESTED_AT: requested_at.isoformat()},
+            "annotations": {REQUESTED_AT_ANNOTATION: requested_at.isoformat()},
             "ownerReferences": [owner.manifest()],
         },
         "spec": {
@@ -153,7 +157,7 @@ def job_manifest(
 
 
 def requested_at(job: dict[str, Any]) -> datetime | None:
-    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_AT)
+    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(REQUESTED_AT_ANNOTATION)
     try:
         return datetime.fromisoformat(raw) if raw else None
     except ValueError:

@@ -16,10 +16,10 @@ from modelrollout.api import (
     ModelSpec,
     ValidationStatus,
 )
-from modelrollout.core.children import NAME_LABEL, OwnerRef
+from modelrollout.api.names import HOLDOUT_JOB_LABEL, NAME_LABEL
+from modelrollout.core.children import OwnerRef
 from modelrollout.core.history import model_of
 from modelrollout.core.holdout_job import (
-    VALIDATION_LABEL,
     job_manifest,
     job_name,
     requested_at,
@@ -77,8 +77,8 @@ def ensure_validation_job(
 
 def _delete_others(kube: Kube, namespace: str, name: str, revision: str) -> None:
     """Jobs of earlier candidates are done with: their results live in status and history."""
-    for job in kube.list(JOBS, namespace, f"{NAME_LABEL}={name},{VALIDATION_LABEL}"):
-        if job["metadata"].get("labels", {}).get(VALIDATION_LABEL) != revision:
+    for job in kube.list(JOBS, namespace, f"{NAME_LABEL}={name},{HOLDOUT_JOB_LABEL}"):
+        if job["metadata"].get("labels", {}).get(HOLDOUT_JOB_LABEL) != revision:
             kube.delete(JOBS, namespace, job["metadata"]["name"])
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from modelrollout.api.names import NAME_LABEL, REVISION_LABEL
 from modelrollout.core.observation import RevisionObservation
 from modelrollout.kube.resources import DEPLOYMENTS
 from modelrollout.kube.rest import JSON, Kube
-
-NAME_LABEL = "modelrollout.io/name"
-REVISION_LABEL = "modelrollout.io/revision"
 
 
 def _timestamp(raw: str | None) -> dt.datetime | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelrollout.api.names import GROUP, KIND, PLURAL, VERSION
+
 
 @dataclass(frozen=True)
 class ResourceKind:
@@ -31,9 +33,7 @@ class ResourceKind:
         return base
 
 
-MODELDEPLOYMENTS = ResourceKind(
-    "modelrollout.io", "v1alpha1", "ModelDeployment", "modeldeployments"
-)
+MODELDEPLOYMENTS = ResourceKind(GROUP, VERSION, KIND, PLURAL)
 DEPLOYMENTS = ResourceKind("apps", "v1", "Deployment", "deployments")
 SERVICES = ResourceKind("", "v1", "Service", "services")
 EVENTS = ResourceKind("", "v1", "Event", "events")

@@ -9,9 +9,6 @@ from modelrollout.core.observation import TrafficObservation
 
 JSON = dict[str, Any]
 
-NAME_LABEL = "modelrollout.io/name"
-REVISION_LABEL = "modelrollout.io/revision"
-
 
 class RouterError(Exception):
     """The routing object is missing or does not reference our Services (one clear line)."""

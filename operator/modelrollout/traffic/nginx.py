@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 
+from modelrollout.api.names import NAME_LABEL
 from modelrollout.kube import INGRESSES, Kube
-from modelrollout.traffic.base import JSON, NAME_LABEL, RoutedObject, RouterError
+from modelrollout.traffic.base import JSON, RoutedObject, RouterError
 from modelrollout.traffic.weighted import WeightedRouter
 
 CANARY = "nginx.ingress.kubernetes.io/canary"

@@ -7,9 +7,10 @@ which revision each one serves.
 
 from __future__ import annotations
 
+from modelrollout.api.names import NAME_LABEL, REVISION_LABEL
 from modelrollout.core.observation import TrafficObservation
 from modelrollout.kube import SERVICES, Kube
-from modelrollout.traffic.base import JSON, NAME_LABEL, REVISION_LABEL, RoutedObject
+from modelrollout.traffic.base import JSON, RoutedObject
 
 
 def _revision(service: JSON | None) -> str | None:
