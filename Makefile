@@ -29,8 +29,17 @@ prometheus:
 test: setup testenv prometheus lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+## unit: the pure and in-process tests only (no control plane; about a minute)
 unit: setup
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+## integration: the operator, chart and CLI against the real test control plane
+integration: setup testenv prometheus
+	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+## e2e: rollouts judged from real Prometheus and model servers, and the demo
+e2e: setup testenv prometheus
+	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 ## lint: ruff, mypy --strict on operator/, the import contract of the pure core
 lint: setup
@@ -41,7 +50,7 @@ lint: setup
 
 ## crds: generate the CRD from the pydantic models (manifests/ and the chart)
 crds: setup
-	$(PY) -m modelrollout.api.crd --write
+	$(PY) scripts/render_crds.py
 
 ## manifests: render manifests/install.yaml from the chart (CRDs included) and the Argo CD argocd-cm snippet
 manifests: setup testenv

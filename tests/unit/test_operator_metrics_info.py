@@ -1,4 +1,4 @@
-"""The operator's `_info` series (DESIGN.md: model versions only there, never on other series)."""
+"""The operator's `_info` series: model versions only there, never on other series."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """modelrollout.api: the ModelDeployment API as pydantic v2 models (the single source of truth).
 
 Pure: no I/O imports. The CRD's OpenAPI schema is generated from these models
-(`python -m modelrollout.api.crd --write`).
+(`make crds`: scripts/render_crds.py).
 """
 
 from modelrollout.api.analysis import (

@@ -1,8 +1,6 @@
-"""Generate the ModelDeployment CRD from the pydantic models.
+"""The ModelDeployment CRD, generated from the pydantic models (pure: no files).
 
-    python -m modelrollout.api.crd --write   # (re)write the checked-in YAML files
-    python -m modelrollout.api.crd --check   # exit 1 with a diff when they are out of date
-    python -m modelrollout.api.crd           # print the CRD
+scripts/render_crds.py writes it into the repository (`make crds`).
 
 The pydantic JSON schema is turned into a structural OpenAPI v3 schema: $refs inlined, the
 null branch of optionals dropped, JSON-Schema-only keywords rewritten or removed. Cross-field
@@ -11,11 +9,7 @@ rules travel as `x-kubernetes-validations` (CEL) from each model's json_schema_e
 
 from __future__ import annotations
 
-import argparse
 import copy
-import difflib
-import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -35,14 +29,9 @@ from modelrollout.api.resource import MAX_NAME_LENGTH
 from modelrollout.api.spec import ModelDeploymentSpec
 from modelrollout.api.status import ModelDeploymentStatus
 
-CRD_FILENAME = f"{GROUP}_{PLURAL}.yaml"
-CRD_PATHS = (
-    Path("manifests/crds") / CRD_FILENAME,
-    Path("charts/modelrollout/crds") / CRD_FILENAME,
-)
 HEADER = (
     "# Generated from the pydantic models in modelrollout.api: do not edit.\n"
-    "# Regenerate with `make crds` (python -m modelrollout.api.crd --write).\n"
+    "# Regenerate with `make crds` (python scripts/render_crds.py).\n"
 )
 
 # Keywords of pydantic's JSON Schema that a Kubernetes structural schema does not accept.
@@ -239,54 +228,3 @@ def render() -> str:
     """The CRD as YAML text, exactly as checked in."""
     body = yaml.safe_dump(build_crd(), sort_keys=False, width=100, allow_unicode=True)
     return HEADER + body
-
-
-def _diff(path: Path, expected: str) -> str:
-    current = path.read_text() if path.exists() else ""
-    if current == expected:
-        return ""
-    return (
-        "".join(
-            difflib.unified_diff(
-                current.splitlines(keepends=True),
-                expected.splitlines(keepends=True),
-                fromfile=f"{path} (checked in)",
-                tofile=f"{path} (generated)",
-            )
-        )
-        or f"{path}: differs\n"
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modelrollout.api.crd", description=__doc__)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="write the CRD files")
-    mode.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
-    parser.add_argument("--root", type=Path, default=Path("."), help="repository root")
-    args = parser.parse_args(argv)
-    text = render()
-    if not (args.write or args.check):
-        sys.stdout.write(text)
-        return 0
-    stale = 0
-    for rel in CRD_PATHS:
-        path = args.root / rel
-        diff = _diff(path, text)
-        if not diff:
-            continue
-        if args.write:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {rel}")
-        else:
-            sys.stdout.write(diff)
-            stale += 1
-    if stale:
-        print(f"{stale} CRD file(s) out of date: run `make crds`", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

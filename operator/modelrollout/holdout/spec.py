@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from modelrollout.api import ModelSpec, ValidationSpec
@@ -19,14 +17,6 @@ class ValidatorInput(ValidationSpec):
         default=None,
         description="The model serving now; absent on a first rollout (change thresholds skip).",
     )
-
-    @classmethod
-    def build(
-        cls, validation: ValidationSpec, candidate: ModelSpec, stable: ModelSpec | None
-    ) -> ValidatorInput:
-        """The input the operator hands to the Job: the MD's spec.validation and both models."""
-        fields: dict[str, Any] = validation.model_dump()
-        return cls.model_validate({**fields, "candidate": candidate, "stable": stable})
 
 
 def check_rules(spec: ValidationSpec) -> CheckRules:

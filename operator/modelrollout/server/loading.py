@@ -85,10 +85,6 @@ class LoadedModel:
     has_proba: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def is_classifier(self) -> bool:
-        return self.classes is not None
-
 
 def load_model(source: ModelSource) -> LoadedModel:
     try:

@@ -1,4 +1,4 @@
-"""The model server's metric contract (DESIGN.md), kept in one float64 array per worker.
+"""The model server's metric contract (docs/architecture.md), kept in one float64 array per worker.
 
 Why not prometheus_client's Counter/Histogram: with ``--workers N`` every worker must
 count into memory that any worker's ``/metrics`` can read, and a scrape must see the sum.

@@ -3,7 +3,7 @@
 The core decides the replica counts and the Services' selectors (`<name>` spans every revision's
 ready pods), so there is no weighted object to write. Reading back returns the revisions the
 Services select for blue/green; for a canary it returns None, because the core derives the
-effective weight from the READY replicas it observes (CORE_SHELL.md).
+effective weight from the READY replicas it observes (docs/architecture.md, "Routers").
 """
 
 from __future__ import annotations

@@ -20,10 +20,11 @@ def _revision(service: JSON | None) -> str | None:
     return selector.get(REVISION_LABEL)
 
 
-def read_services(
-    kube: Kube, target: RoutedObject, canary_weight: int = 0
-) -> TrafficObservation | None:
-    """One LIST by label reads every Service of this ModelDeployment; None before the first."""
+def read_services(kube: Kube, target: RoutedObject) -> TrafficObservation | None:
+    """One LIST by label reads every Service of this ModelDeployment; None before the first.
+
+    Services carry no weights: the canary weight is 0 here, and routers fill in their own.
+    """
     items = kube.list(SERVICES, target.namespace, f"{NAME_LABEL}={target.name}")
     by_name = {item["metadata"]["name"]: item for item in items}
     stable = by_name.get(target.stable_service)
@@ -44,4 +45,4 @@ def read_services(
     canary_revision = _revision(by_name.get(target.canary_service))
     if canary_revision is None or canary_revision == stable_revision:
         return TrafficObservation(stable_revision, None, 0)
-    return TrafficObservation(stable_revision, canary_revision, canary_weight)
+    return TrafficObservation(stable_revision, canary_revision, 0)
