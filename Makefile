@@ -41,7 +41,7 @@ integration: setup testenv prometheus
 e2e: setup testenv prometheus
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-## lint: ruff, mypy --strict on operator/, the import contract of the pure core
+## lint: ruff, mypy --strict on operator/, the import contracts (pure core, layers, independent routers)
 lint: setup
 	$(VENV)/bin/ruff check operator tests benchmarks demo
 	$(VENV)/bin/ruff format --check operator tests benchmarks demo
