@@ -6,6 +6,9 @@ every caller within `max_age` seconds; concurrent callers wait on the one reques
 The evaluator aligns measurement times to a grid of the interval (core/analysis_policy.py), so
 rollouts with the same interval ask at the same moment: one query per built-in per interval,
 whether 10 or 100 rollouts are in analysis. Errors are shared too (not cached past the call).
+
+The Prometheus provider (prometheus_provider.py) holds one cache for instant and one for range
+queries per operator process.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The shell's handle on analysis: measure when the core's Plan.analysis_due is due.
 
-The shell runs in a worker thread (the sync Kubernetes client); the runner is async (httpx).
-`measure_if_due` hands the measurement to the operator's event loop and waits for it, so one
-runner, one connection pool and one query cache serve every ModelDeployment of the process.
+The shell runs in a worker thread (the sync Kubernetes client); the runner and its metric
+providers are async (httpx). `measure_if_due` hands the measurement to the operator's event loop
+and waits for it, so one runner, and so one provider per kind with its connection pool and query
+cache, serve every ModelDeployment of the process. `create` gives the providers a Secret reader
+(Prometheus credentials and CA); `evaluate` is the core's outcome policy (analysis_policy.py).
 """
 
 from __future__ import annotations

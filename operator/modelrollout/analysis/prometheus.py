@@ -1,6 +1,8 @@
-"""Async client for the Prometheus HTTP API (instant and range queries).
+"""Async client for the Prometheus HTTP API (instant and range queries), used by the
+Prometheus metric provider (prometheus_provider.py).
 
-Errors form one hierarchy, so callers can map them to the outcome policy:
+Errors form one hierarchy; the provider maps them onto its own (EmptyResult -> no data, the
+others -> an Error verdict):
 
     PrometheusError            anything that went wrong while measuring
     ├── Unreachable            connection refused/reset, DNS, HTTP 5xx, auth rejected (401/403)
@@ -62,7 +64,7 @@ class PrometheusConfig:
     basic_auth: BasicAuth | None = None
     verify: bool = True
     ca_file: str | None = None
-    # A tuple, not a dict: configs are hashable (the runner keys its clients by config).
+    # A tuple, not a dict: configs are hashable (the provider keys its clients by config).
     headers: tuple[tuple[str, str], ...] = ()
 
 

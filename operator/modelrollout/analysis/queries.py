@@ -1,9 +1,9 @@
-"""PromQL for the built-in metrics and the templating of custom queries.
+"""PromQL for the built-in metrics and the templating of custom queries (Prometheus provider).
 
-Built-ins read the model server's metric contract (DESIGN.md). They are written once for ALL
-rollouts: `sum by (namespace, name, revision) (...)` over every series that has a revision, so
-one query per built-in per interval serves 10 or 100 rollouts alike (see analysis/batch.py). The
-caller picks its own series out of the result by (namespace, name, revision).
+Built-ins read the model server's metric contract (server/metrics.py). They are written once for
+ALL rollouts: `sum by (namespace, name, revision) (...)` over every series that has a revision,
+so one query per built-in per interval serves 10 or 100 rollouts alike (see analysis/batch.py).
+The provider picks each rollout's series out of the result by (namespace, name, revision).
 
 The label names are those Prometheus attaches (scrape target labels for namespace and name; the
 server's own `revision` label); `LabelScheme` lets an installation rename them.

@@ -2,14 +2,15 @@
 
 Every judge returns a `Judgement`. A judge never reports Successful without evidence: a missing
 value, NaN or too few samples gives Inconclusive with `no_data=True`, and the outcome policy
-(core/analysis_policy.py) then applies the metric's `onNoData`.
+(core/analysis_policy.py) then applies the metric's `onNoData`. Which judges a metric's criteria
+call, on which fetched data, is decided in core/metric_judging.py.
 
 Judges:
 - `judge_bound`: the value against a fixed [min, max].
 - `judge_ratio`: canary / stable against a bound on the ratio.
 - `judge_mann_whitney`: Kayenta-style comparison of canary and stable samples (Mann-Whitney U,
   Hodges-Lehmann shift and its confidence interval; decision rule as in Kayenta's
-  MannWhitneyClassifier, see /work/shared/REFERENCE.md).
+  MannWhitneyClassifier).
 - `judge_drift`: PSI or Jensen-Shannon distance between prediction distributions.
 """
 
