@@ -1,18 +1,17 @@
-"""Shared builders for the state-machine tests: a scripted analysis evaluator and a rollout that
-has just been asked for a second revision."""
+"""Shared rollout helpers for the state-machine tests: a scripted analysis evaluator, a rollout
+that has just been asked for a second revision, and the replicas it runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from modelrollout.api import AnalysisRunPhase, AnalysisStatus, ModelDeploymentSpec
 from modelrollout.core.evaluation import AnalysisEvaluator, AnalysisOutcome
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind, AnalysisRequest
+from tests.unit.builders import T0
 from tests.unit.simulated_cluster import SimCluster, SimRollout
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -60,3 +59,8 @@ def changed(
     rollout.settle()
     rollout.change_spec(second)
     return rollout
+
+
+def replicas(rollout: SimRollout) -> dict[str, int]:
+    """Replicas per revision, as the simulated cluster runs them."""
+    return {r: d.replicas for r, d in rollout.cluster.deployments.items()}

@@ -15,8 +15,8 @@ from modelrollout.api import (
 from modelrollout.core.analysis_policy import evaluate, next_grid_time, policies_of
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind, AnalysisRequest
+from tests.unit.builders import T0
 
-T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 SPEC = AnalysisSpec.model_validate(
     {
         "interval": "10s",

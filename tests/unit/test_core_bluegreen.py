@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from modelrollout.api import AnalysisRunPhase, ModelDeploymentSpec, Outcome, Phase
 from modelrollout.core.plan import AnalysisKind
 from modelrollout.core.revision import compute_revision
-from tests.unit.scripted_rollout import ScriptedEvaluator
+from tests.unit.builders import ERROR_RATE_ANALYSIS, T0, deployment_spec
+from tests.unit.scripted_rollout import ScriptedEvaluator, replicas
 from tests.unit.simulated_cluster import SimCluster, SimRollout
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-ANALYSIS = {
-    "prometheus": {"address": "http://prometheus:9090"},
-    "metrics": [{"name": "error-rate", "builtin": "errorRate", "max": 0.01}],
-}
 
 
 def spec(version: str = "1", **blue_green: Any) -> ModelDeploymentSpec:
-    return ModelDeploymentSpec.model_validate(
-        {
-            "model": {"name": "fraud", "version": version, "uri": f"s3://m/{version}.skops"},
-            "replicas": 3,
-            "strategy": {"blueGreen": blue_green},
-            "analysis": ANALYSIS,
-        }
-    )
+    """3 replicas, blue/green with `blue_green` as its fields, an error-rate analysis."""
+    strategy = {"blueGreen": blue_green}
+    return deployment_spec(version, strategy=strategy, analysis=ERROR_RATE_ANALYSIS)
 
 
 def by_kind(verdicts: dict[AnalysisKind, AnalysisRunPhase]) -> ScriptedEvaluator:
@@ -43,10 +32,6 @@ def started(**blue_green: Any) -> tuple[SimRollout, str, str]:
     assert stable is not None
     rollout.change_spec(spec("2", **blue_green))
     return rollout, stable, compute_revision(rollout.spec)
-
-
-def replicas(rollout: SimRollout) -> dict[str, int]:
-    return {r: d.replicas for r, d in rollout.cluster.deployments.items()}
 
 
 def test_preview_then_automatic_switch_then_delayed_scale_down() -> None:

@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from modelrollout.api import ModelDeploymentSpec, Outcome, Phase
 from modelrollout.core.children import REVISION_LABEL, OwnerRef, service_manifests
 from modelrollout.core.revision import compute_revision
+from tests.unit.builders import T0, canary, deployment_spec
+from tests.unit.scripted_rollout import replicas
 from tests.unit.simulated_cluster import SimCluster, SimRollout
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def model(version: str) -> dict[str, str]:
-    return {"name": "fraud", "version": version, "uri": f"s3://models/fraud/{version}.skops"}
 
 
 def spec(
-    version: str = "1", steps: list[dict[str, Any]] | None = None, **extra: Any
+    version: str = "1",
+    steps: list[dict[str, Any]] | None = None,
+    *,
+    routing: dict[str, Any] | None = None,
+    post: dict[str, Any] | None = None,
+    background: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> ModelDeploymentSpec:
-    canary: dict[str, Any] = {"steps": steps or [{"setWeight": 20}, {"pause": {}}]}
-    if "routing" in extra:
-        canary["trafficRouting"] = extra.pop("routing")
-    if "post" in extra:
-        canary["postPromotionAnalysis"] = extra.pop("post")
-    if "background" in extra:
-        canary["analysis"] = extra.pop("background")
-    body: dict[str, Any] = {"model": model(version), "replicas": 4, "strategy": {"canary": canary}}
-    body.update(extra)
-    return ModelDeploymentSpec.model_validate(body)
+    """4 replicas; steps setWeight 20, pause unless given."""
+    strategy = canary(
+        steps or [{"setWeight": 20}, {"pause": {}}],
+        routing=routing,
+        post=post,
+        background=background,
+    )
+    return deployment_spec(version, replicas=4, strategy=strategy, **extra)
 
 
 def healthy(
@@ -49,10 +48,6 @@ def started(steps: list[dict[str, Any]] | None = None, **extra: Any) -> tuple[Si
     assert stable is not None
     rollout.change_spec(spec("2", steps, **extra))
     return rollout, stable, compute_revision(rollout.spec)
-
-
-def replicas(rollout: SimRollout) -> dict[str, int]:
-    return {r: d.replicas for r, d in rollout.cluster.deployments.items()}
 
 
 def test_initial_deployment_goes_live_without_steps() -> None:

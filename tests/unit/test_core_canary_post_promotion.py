@@ -14,14 +14,16 @@ from modelrollout.core.analysis_policy import evaluate
 from modelrollout.core.children import OwnerRef, service_manifests
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind, Plan, TrafficPlan
-from tests.unit.scripted_rollout import ScriptedEvaluator
+from tests.unit.builders import ERROR_RATE_ANALYSIS as ANALYSIS
+from tests.unit.builders import GATEWAY_ROUTING as GATEWAY
+from tests.unit.fake_metric_provider import FakeMetricProvider
+from tests.unit.scripted_rollout import ScriptedEvaluator, replicas
 from tests.unit.simulated_cluster import SimRollout
-from tests.unit.test_core_bluegreen import ANALYSIS, by_kind
-from tests.unit.test_core_canary import replicas, spec, started
+from tests.unit.test_core_bluegreen import by_kind
+from tests.unit.test_core_canary import spec, started
 
 STEPS: list[dict[str, Any]] = [{"setWeight": 25}, {"pause": {}}]
 POST_INDEX = len(STEPS) + 1
-GATEWAY = {"gatewayAPI": {"httpRoute": "fraud"}}
 NAME_LABEL, REVISION_LABEL = "modelrollout.io/name", "modelrollout.io/revision"
 
 
@@ -236,18 +238,22 @@ def test_spec_without_the_window_mid_window_promotes() -> None:
 
 
 def _no_stable_results(analysis: AnalysisSpec, stable: str | None) -> AnalysisMeasurements:
-    """What the real measuring code returns for the window's request (no Prometheus needed:
-    comparisons without a stable are decided before any query)."""
+    """What the real measuring code returns for the window's request. Its metric provider holds
+    no data and records every fetch: comparisons without a stable are decided before any fetch,
+    so none may happen (and no socket is ever opened)."""
+    provider = FakeMetricProvider()
 
     async def measure() -> AnalysisMeasurements:
-        runner = AnalysisRunner()
+        runner = AnalysisRunner(providers={"prometheus": provider})
         try:
             results = await runner.measure(analysis, "ns", "md", "cand", stable)
         finally:
             await runner.aclose()
         return AnalysisMeasurements("", datetime.now().astimezone(), tuple(results))
 
-    return asyncio.run(measure())
+    measured = asyncio.run(measure())
+    assert provider.fetched == []
+    return measured
 
 
 COMPARING = {

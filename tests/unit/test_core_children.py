@@ -14,24 +14,22 @@ from modelrollout.core.children import (
     service_manifests,
 )
 from modelrollout.core.plan import TrafficPlan
+from tests.unit.builders import deployment_spec
 
 OWNER = OwnerRef.for_md("fraud", "uid-1")
+# Every model field the server's environment carries.
+FRAUD_DETECTOR = {
+    "name": "fraud-detector",
+    "version": "7",
+    "uri": "s3://models/fraud/7.skops",
+    "sha256": "b" * 64,
+    "trustedTypes": ["sklearn.tree._tree.Tree", "numpy.dtype"],
+}
 
 
-def spec(**overrides: Any) -> ModelDeploymentSpec:
-    base: dict[str, Any] = {
-        "model": {
-            "name": "fraud-detector",
-            "version": "7",
-            "uri": "s3://models/fraud/7.skops",
-            "sha256": "b" * 64,
-            "trustedTypes": ["sklearn.tree._tree.Tree", "numpy.dtype"],
-        },
-        "replicas": 3,
-        "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
-    }
-    base.update(overrides)
-    return ModelDeploymentSpec.model_validate(base)
+def spec(*, model: dict[str, Any] = FRAUD_DETECTOR, **overrides: Any) -> ModelDeploymentSpec:
+    """3 replicas, a one-step canary, the model FRAUD_DETECTOR unless given."""
+    return deployment_spec(model=model, **overrides)
 
 
 def env_of(manifest: dict[str, Any]) -> dict[str, str]:

@@ -17,6 +17,7 @@ from modelrollout.api import (
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisKind
 from modelrollout.core.revision import compute_revision
+from tests.unit.builders import canary, deployment_spec
 from tests.unit.scripted_rollout import ScriptedEvaluator, changed
 from tests.unit.simulated_cluster import SimRollout
 
@@ -30,18 +31,15 @@ ANALYSIS = {
 }
 
 
-def spec(version: str = "1", **extra: Any) -> ModelDeploymentSpec:
-    steps = extra.pop(
-        "steps", [{"setWeight": 20}, {"analysis": {"metrics": ["p99"]}}, {"setWeight": 60}]
-    )
-    body: dict[str, Any] = {
-        "model": {"name": "fraud", "version": version, "uri": f"s3://m/{version}.skops"},
-        "replicas": 2,
-        "strategy": {"canary": {"steps": steps}},
-        "analysis": ANALYSIS,
-    }
-    body.update(extra)
-    return ModelDeploymentSpec.model_validate(body)
+def spec(
+    version: str = "1", *, strategy: dict[str, Any] | None = None, **extra: Any
+) -> ModelDeploymentSpec:
+    """2 replicas, ANALYSIS; steps setWeight 20, analysis (p99), setWeight 60 unless `strategy`."""
+    if strategy is None:
+        strategy = canary(
+            [{"setWeight": 20}, {"analysis": {"metrics": ["p99"]}}, {"setWeight": 60}]
+        )
+    return deployment_spec(version, replicas=2, strategy=strategy, analysis=ANALYSIS, **extra)
 
 
 def at_analysis_step(evaluator: ScriptedEvaluator | None, available: bool = True) -> SimRollout:

@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from modelrollout.api import ModelDeploymentSpec
 from modelrollout.core.revision import REVISION_LENGTH, compute_revision
-
-
-def spec(**overrides: Any) -> ModelDeploymentSpec:
-    base: dict[str, Any] = {
-        "model": {"name": "fraud", "version": "1", "uri": "s3://models/fraud/1.skops"},
-        "replicas": 3,
-        "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
-    }
-    base.update(overrides)
-    return ModelDeploymentSpec.model_validate(base)
+from tests.unit.builders import deployment_spec as spec
 
 
 def test_revision_is_short_lowercase_hex_and_stable() -> None:

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from modelrollout.api import ModelDeploymentSpec, Phase
 from modelrollout.core.observation import TrafficObservation
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.routing import canary_replicas_for_weight, effective_weight
+from tests.unit.builders import GATEWAY_ROUTING, T0, canary, deployment_spec
+from tests.unit.scripted_rollout import replicas
 from tests.unit.simulated_cluster import SimCluster, SimRollout
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-GATEWAY = {"gatewayAPI": {"httpRoute": "fraud"}}
 
 
 def spec(version: str = "1", **extra: Any) -> ModelDeploymentSpec:
-    steps = extra.pop("steps", [{"setWeight": 30}, {"pause": {}}])
-    body: dict[str, Any] = {
-        "model": {"name": "fraud", "version": version, "uri": f"s3://m/{version}.skops"},
-        "replicas": 3,
-        "strategy": {"canary": {"steps": steps, "trafficRouting": GATEWAY}},
-    }
-    body.update(extra)
-    return ModelDeploymentSpec.model_validate(body)
+    """3 replicas behind the Gateway API; steps setWeight 30, pause."""
+    strategy = canary([{"setWeight": 30}, {"pause": {}}], routing=GATEWAY_ROUTING)
+    return deployment_spec(version, strategy=strategy, **extra)
 
 
 def healthy(**extra: Any) -> SimRollout:
@@ -31,10 +24,6 @@ def healthy(**extra: Any) -> SimRollout:
     rollout.settle()
     assert rollout.status.phase == Phase.HEALTHY
     return rollout
-
-
-def replicas(rollout: SimRollout) -> dict[str, int]:
-    return {r: d.replicas for r, d in rollout.cluster.deployments.items()}
 
 
 def test_replica_arithmetic() -> None:
@@ -169,4 +158,4 @@ def test_history_keeps_the_model_needed_for_undo() -> None:
     promoted = [h for h in plan.status.history if h.outcome == "Promoted"]
     assert [h.model_version for h in promoted] == ["2", "1"]
     assert promoted[1].model is not None
-    assert promoted[1].model.uri == "s3://m/1.skops"
+    assert promoted[1].model.uri == "s3://models/fraud/1.skops"

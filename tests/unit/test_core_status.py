@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from modelrollout.api import ConditionStatus, HandledRequests, ModelDeploymentStatus
 from modelrollout.core.conditions import set_condition
 from modelrollout.core.controls import consume_all, pending_controls
 from modelrollout.core.history import history_limit
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+from tests.unit.builders import T0
 
 
 def test_transition_time_moves_only_when_the_status_flips() -> None:

@@ -27,7 +27,7 @@ from modelrollout.core.routing import is_blue_green, uses_replica_weights
 
 # Imported under the name the tests below were written with: Hypothesis derives its
 # derandomized examples from their source text, so renaming would change what they explore.
-from tests.unit.scripted_rollout import T0
+from tests.unit.builders import T0
 from tests.unit.scripted_rollout import ScriptedEvaluator as Verdicts
 from tests.unit.simulated_cluster import SimCluster, SimRollout
 

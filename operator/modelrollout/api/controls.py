@@ -29,6 +29,9 @@ CONTROL_FIELDS: dict[Control, str] = {
     Control.RETRY: "retry",
 }
 
+# Why an abort cannot act (the operator posts it as an AbortIgnored event, the plugin refuses).
+NO_STABLE_TO_ABORT_TO = "abort: there is no stable revision to return to"
+
 # A rollout is in flight in these phases: promote and abort act on it.
 IN_FLIGHT_PHASES = frozenset({Phase.PENDING, Phase.VALIDATING, Phase.PROGRESSING, Phase.PAUSED})
 
@@ -57,5 +60,5 @@ def refusal(control: Control, status: ModelDeploymentStatus) -> str | None:
     if not in_flight:
         return f"no rollout in progress (phase {phase}): nothing to {control.value}"
     if control is Control.ABORT and status.stable_revision is None:
-        return "abort: there is no stable revision to return to"
+        return NO_STABLE_TO_ABORT_TO
     return None

@@ -4,22 +4,22 @@ Stages live in status.currentStepIndex: 0 preview (pods and pre-promotion analys
 promotion (manual, or autoPromotionSeconds), 2 switching (the candidate scaled to spec.replicas,
 then `<name>` selects it), 3 post-promotion analysis (a failure switches back to the stable, which
 is still up). The old revision is scaled down scaleDownDelaySeconds after promotion.
+
+BLUE_GREEN is this module as a strategy.RolloutStrategy (registered in core/strategy_registry.py).
 """
 
 from __future__ import annotations
 
-from modelrollout.api import BlueGreenStrategy, PauseReason, Phase
+from modelrollout.api import BlueGreenStrategy, ModelDeploymentSpec, PauseReason, Phase
 from modelrollout.core.controls import Controls
 from modelrollout.core.decision_state import DecisionState
-from modelrollout.core.gates import Gate, before_traffic, pause, run_analysis, wait_for_pods
+from modelrollout.core.gates import AnalysisGate, Gate, before_traffic, run_analysis, wait_for_pods
 from modelrollout.core.plan import AnalysisKind, TrafficPlan
-from modelrollout.core.step_outcome import StepOutcome
-from modelrollout.core.transitions import (
-    BG_AWAITING,
-    BG_POST,
-    BG_PREVIEW,
-    BG_SWITCHING,
-)
+from modelrollout.core.step_outcome import IN_PROGRESS, PROMOTED, StepOutcome, StepResult
+from modelrollout.core.strategy import RolloutLayout, RolloutStrategy
+
+# The stages, kept in status.currentStepIndex.
+BG_PREVIEW, BG_AWAITING, BG_SWITCHING, BG_POST = 0, 1, 2, 3
 
 _STAGE_NAMES = {
     BG_PREVIEW: "preview",
@@ -46,27 +46,31 @@ def _enter(ctx: DecisionState, stage: int) -> int:
     return stage
 
 
-def step_blue_green(ctx: DecisionState, controls: Controls) -> StepOutcome:
+def step_blue_green(ctx: DecisionState, controls: Controls) -> StepResult:
     """Advance the blue/green rollout as far as the observation allows."""
     st = ctx.st
     stage = min(st.current_step_index or 0, BG_POST)
+    requested: str | None = None
     if controls.promote_full or controls.promote:
         if stage == BG_POST:
             ctx.event("Normal", "PostPromotionSkipped", "promote: post-promotion analysis skipped")
-            ctx.promotion_reason = "promoted by request (post-promotion analysis skipped)"
-            return StepOutcome.PROMOTED
+            return StepResult(
+                StepOutcome.PROMOTED,
+                promotion_reason="promoted by request (post-promotion analysis skipped)",
+            )
         if stage < BG_SWITCHING:
             ctx.event("Normal", "PromoteRequested", "promote: switching to the preview")
-            ctx.promotion_reason = "promoted by request"
+            requested = "promoted by request"
             stage = _enter(ctx, BG_SWITCHING)
     st.current_step_index = stage
     stop = before_traffic(ctx)
     if stop is not None:
         return stop
-    return _run_stages(ctx, stage)
+    result = _run_stages(ctx, stage)
+    return result if requested is None else result.promoted_for(requested)
 
 
-def _run_stages(ctx: DecisionState, stage: int) -> StepOutcome:
+def _run_stages(ctx: DecisionState, stage: int) -> StepResult:
     st = ctx.st
     strategy = _strategy(ctx)
     ready = ctx.ready(st.canary_revision)
@@ -76,18 +80,18 @@ def _run_stages(ctx: DecisionState, stage: int) -> StepOutcome:
             if ready < needed:
                 return wait_for_pods(ctx, _STAGE_NAMES[stage], ready, needed)
             if strategy.pre_promotion_analysis is not None:
-                gate = _analysis_stage(ctx, AnalysisKind.PRE_PROMOTION, stage)
-                if gate != Gate.PASSED:
-                    return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
+                checked = _analysis_stage(ctx, AnalysisKind.PRE_PROMOTION, stage)
+                if checked.gate != Gate.PASSED:
+                    return checked.held()
             ctx.event("Normal", "PreviewReady", f"preview revision {st.canary_revision} ready")
             stage = _enter(ctx, BG_AWAITING)
             continue
         if stage == BG_AWAITING:
             if not strategy.auto_promotion:
-                pause(
-                    ctx, PauseReason.AWAITING_PROMOTION, "preview ready: promote to switch traffic"
+                ctx.pause(
+                    PauseReason.AWAITING_PROMOTION, "preview ready: promote to switch traffic"
                 )
-                return StepOutcome.IN_PROGRESS
+                return IN_PROGRESS
             delay = strategy.auto_promotion_seconds
             if delay and not ctx.deadline_passed(st.step_started_at, delay):
                 ctx.set_phase(
@@ -95,7 +99,7 @@ def _run_stages(ctx: DecisionState, stage: int) -> StepOutcome:
                     f"preview ready: switching automatically after {delay}s",
                     "AutoPromotionDelay",
                 )
-                return StepOutcome.IN_PROGRESS
+                return IN_PROGRESS
             stage = _enter(ctx, BG_SWITCHING)
             continue
         if stage == BG_SWITCHING:
@@ -104,16 +108,16 @@ def _run_stages(ctx: DecisionState, stage: int) -> StepOutcome:
                 return wait_for_pods(ctx, _STAGE_NAMES[stage], ready, needed)
             ctx.event("Normal", "Switched", f"active Service now selects {st.canary_revision}")
             if strategy.post_promotion_analysis is None:
-                return StepOutcome.PROMOTED
+                return PROMOTED
             stage = _enter(ctx, BG_POST)
             continue
-        gate = _analysis_stage(ctx, AnalysisKind.POST_PROMOTION, stage)
-        if gate == Gate.PASSED:
-            return StepOutcome.PROMOTED
-        return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
+        checked = _analysis_stage(ctx, AnalysisKind.POST_PROMOTION, stage)
+        if checked.gate == Gate.PASSED:
+            return PROMOTED
+        return checked.held()
 
 
-def _analysis_stage(ctx: DecisionState, kind: AnalysisKind, stage: int) -> Gate:
+def _analysis_stage(ctx: DecisionState, kind: AnalysisKind, stage: int) -> AnalysisGate:
     """The pre- or post-promotion analysis of the stage started at status.stepStartedAt."""
     strategy = _strategy(ctx)
     pre = kind == AnalysisKind.PRE_PROMOTION
@@ -122,7 +126,7 @@ def _analysis_stage(ctx: DecisionState, kind: AnalysisKind, stage: int) -> Gate:
     return run_analysis(ctx, kind, run, stage, ctx.st.step_started_at or ctx.now, label)
 
 
-def blue_green_layout(ctx: DecisionState) -> None:
+def blue_green_layout(ctx: DecisionState) -> RolloutLayout:
     """Replicas and traffic for a blue/green rollout in progress."""
     st = ctx.st
     stable, candidate = st.stable_revision, st.canary_revision
@@ -135,14 +139,44 @@ def blue_green_layout(ctx: DecisionState) -> None:
         target = ctx.spec.replicas
     else:
         target = preview_replicas(ctx)
-    ctx.desired[stable] = ctx.spec.replicas
-    ctx.desired[candidate] = target
     switched = stage == BG_POST and ctx.candidate_holds_all_traffic()
-    st.canary_weight = 100 if switched else 0
-    ctx.traffic = TrafficPlan(
+    traffic = TrafficPlan(
         stable_revision=stable,
         canary_revision=candidate,
-        canary_weight=st.canary_weight,
+        canary_weight=100 if switched else 0,
         active_revision=candidate if switched else stable,
         preview_revision=candidate,
     )
+    return RolloutLayout(
+        stable_replicas=ctx.spec.replicas, candidate_replicas=target, traffic=traffic
+    )
+
+
+class BlueGreenRollout(RolloutStrategy):
+    """spec.strategy.blueGreen: a preview next to the stable, then all traffic at once."""
+
+    def applies_to(self, spec: ModelDeploymentSpec) -> bool:
+        return spec.strategy.blue_green is not None
+
+    def step(self, ctx: DecisionState, controls: Controls) -> StepResult:
+        return step_blue_green(ctx, controls)
+
+    def rollout_layout(self, ctx: DecisionState) -> RolloutLayout:
+        return blue_green_layout(ctx)
+
+    def settled_traffic(self, stable: str | None) -> TrafficPlan:
+        # `<name>` (active) and `<name>-preview` both select the stable.
+        return TrafficPlan(stable_revision=stable, active_revision=stable, preview_revision=stable)
+
+    def keeps_routed_revisions_warm(self, spec: ModelDeploymentSpec) -> bool:
+        return True  # the switch is a routing change (Service selector, router), never pod counts
+
+    def scale_down_delay_seconds(self, spec: ModelDeploymentSpec) -> float:
+        blue_green = spec.strategy.blue_green
+        return float(blue_green.scale_down_delay_seconds) if blue_green is not None else 0.0
+
+    def fast_rollback_step_index(self, spec: ModelDeploymentSpec) -> int:
+        return BG_SWITCHING  # scaled to spec.replicas, then switched
+
+
+BLUE_GREEN = BlueGreenRollout()

@@ -14,21 +14,31 @@ The replicas router cannot say "100% candidate, stable warm" with pod counts (ev
 behind `<name>` gets a share), so `<name>` switches its selector to the candidate's revision,
 the same Service-selector switch blue/green uses (TrafficPlan.active_revision); `<name>-stable`
 keeps selecting the stable. A rollback or promotion restores the all-revisions selector.
+
+CANARY is this module as a strategy.RolloutStrategy (registered in core/strategy_registry.py).
 """
 
 from __future__ import annotations
 
-from modelrollout.api import CanaryStep, CanaryStrategy, PauseReason, Phase, parse_duration
+from modelrollout.api import (
+    CanaryStep,
+    CanaryStrategy,
+    ModelDeploymentSpec,
+    PauseReason,
+    Phase,
+    parse_duration,
+)
 from modelrollout.core.controls import Controls
 from modelrollout.core.decision_state import DecisionState
-from modelrollout.core.gates import Gate, before_traffic, pause, run_analysis, wait_for_pods
+from modelrollout.core.gates import Gate, before_traffic, run_analysis, wait_for_pods
 from modelrollout.core.plan import AnalysisKind, TrafficPlan
 from modelrollout.core.routing import (
     canary_replicas_for_weight,
     effective_weight,
     uses_replica_weights,
 )
-from modelrollout.core.step_outcome import StepOutcome
+from modelrollout.core.step_outcome import IN_PROGRESS, PROMOTED, StepOutcome, StepResult
+from modelrollout.core.strategy import RolloutLayout, RolloutStrategy
 
 
 def _describe(step: CanaryStep) -> str:
@@ -70,13 +80,7 @@ def post_promotion_index(steps: list[CanaryStep]) -> int:
     return len(steps) + 1
 
 
-def in_post_promotion(ctx: DecisionState) -> bool:
-    strategy = _strategy(ctx)
-    index = ctx.st.current_step_index or 0
-    return strategy.post_promotion_analysis is not None and index > len(strategy.steps)
-
-
-def step_canary(ctx: DecisionState, controls: Controls) -> StepOutcome:
+def step_canary(ctx: DecisionState, controls: Controls) -> StepResult:
     """Advance the canary as far as the observation allows."""
     st = ctx.st
     strategy = _strategy(ctx)
@@ -86,11 +90,14 @@ def step_canary(ctx: DecisionState, controls: Controls) -> StepOutcome:
     index = min(st.current_step_index or 0, last)
     if index > total and (controls.promote or controls.promote_full):
         ctx.event("Normal", "PostPromotionSkipped", "promote: post-promotion analysis skipped")
-        ctx.promotion_reason = "promoted by request (post-promotion analysis skipped)"
-        return StepOutcome.PROMOTED
+        return StepResult(
+            StepOutcome.PROMOTED,
+            promotion_reason="promoted by request (post-promotion analysis skipped)",
+        )
+    requested: str | None = None
     if controls.promote_full and index < total:
         ctx.event("Normal", "PromoteFull", "promoteFull: remaining steps skipped")
-        ctx.promotion_reason = "promoteFull requested"
+        requested = "promoteFull requested"
         index = total
         st.step_started_at = ctx.now
     elif controls.promote and index < total:
@@ -102,12 +109,13 @@ def step_canary(ctx: DecisionState, controls: Controls) -> StepOutcome:
     if stop is not None:
         return stop
     result = _run_steps(ctx, steps, index)
-    if result == StepOutcome.IN_PROGRESS:
+    if result.outcome == StepOutcome.IN_PROGRESS and result.analysis_due is None:
+        # One run measured at a time: a step's own analysis goes before the background one.
         result = _background_analysis(ctx)
-    return result
+    return result if requested is None else result.promoted_for(requested)
 
 
-def _run_steps(ctx: DecisionState, steps: list[CanaryStep], index: int) -> StepOutcome:
+def _run_steps(ctx: DecisionState, steps: list[CanaryStep], index: int) -> StepResult:
     st = ctx.st
     total = len(steps)
     ready = ctx.ready(st.canary_revision)
@@ -119,7 +127,7 @@ def _run_steps(ctx: DecisionState, steps: list[CanaryStep], index: int) -> StepO
             if ready < needed:
                 return wait_for_pods(ctx, "promoting", ready, needed)
             if _strategy(ctx).post_promotion_analysis is None:
-                return StepOutcome.PROMOTED
+                return PROMOTED
             index = _enter_post_promotion(ctx, steps)
             continue
         step = steps[index]
@@ -132,20 +140,20 @@ def _run_steps(ctx: DecisionState, steps: list[CanaryStep], index: int) -> StepO
             continue
         if step.pause is not None:
             if step.pause.duration is None:
-                pause(ctx, PauseReason.PAUSE_STEP, f"{label}: paused until promoted")
-                return StepOutcome.IN_PROGRESS
+                ctx.pause(PauseReason.PAUSE_STEP, f"{label}: paused until promoted")
+                return IN_PROGRESS
             seconds = parse_duration(step.pause.duration)
             if ctx.deadline_passed(st.step_started_at, seconds):
                 index = _advance(ctx, index, total, step)
                 continue
             ctx.set_phase(Phase.PROGRESSING, f"{label}: pause {step.pause.duration}", "TimedPause")
-            return StepOutcome.IN_PROGRESS
+            return IN_PROGRESS
         started = st.step_started_at or ctx.now
-        gate = run_analysis(ctx, AnalysisKind.STEP, step.analysis, index, started, label)
-        if gate == Gate.PASSED:
+        checked = run_analysis(ctx, AnalysisKind.STEP, step.analysis, index, started, label)
+        if checked.gate == Gate.PASSED:
             index = _advance(ctx, index, total, step)
             continue
-        return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
+        return checked.held()
 
 
 def _enter_post_promotion(ctx: DecisionState, steps: list[CanaryStep]) -> int:
@@ -162,39 +170,37 @@ def _enter_post_promotion(ctx: DecisionState, steps: list[CanaryStep]) -> int:
     return index
 
 
-def _post_promotion(ctx: DecisionState, index: int) -> StepOutcome:
+def _post_promotion(ctx: DecisionState, index: int) -> StepResult:
     """The window after the last step: Passed promotes, Failed rolls back to the warm stable."""
     run = _strategy(ctx).post_promotion_analysis
     started = ctx.st.step_started_at or ctx.now
-    gate = run_analysis(ctx, AnalysisKind.POST_PROMOTION, run, index, started, "post-promotion")
-    if gate == Gate.PASSED:
-        ctx.promotion_reason = "post-promotion analysis passed"
-        return StepOutcome.PROMOTED
-    return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
+    checked = run_analysis(ctx, AnalysisKind.POST_PROMOTION, run, index, started, "post-promotion")
+    if checked.gate == Gate.PASSED:
+        return StepResult(StepOutcome.PROMOTED, promotion_reason="post-promotion analysis passed")
+    return checked.held()
 
 
-def _background_analysis(ctx: DecisionState) -> StepOutcome:
+def _background_analysis(ctx: DecisionState) -> StepResult:
     """spec.strategy.canary.analysis: judged all along while the canary takes traffic."""
     st = ctx.st
     background = _strategy(ctx).analysis
     steps = _strategy(ctx).steps
     index = st.current_step_index or 0
-    if background is None or ctx.analysis_due is not None:
-        return StepOutcome.IN_PROGRESS
+    if background is None:
+        return IN_PROGRESS
     if st.phase == Phase.PAUSED and ctx.pause_reason != PauseReason.PAUSE_STEP:
         # Paused by a step's analysis or its unavailability: one verdict at a time.
-        return StepOutcome.IN_PROGRESS
+        return IN_PROGRESS
     if index < background.start_step or reached_weight(steps, index) == 0:
-        return StepOutcome.IN_PROGRESS
+        return IN_PROGRESS
     if index > len(steps):
-        return StepOutcome.IN_PROGRESS  # the post-promotion analysis is the one verdict now
+        return IN_PROGRESS  # the post-promotion analysis is the one verdict now
     started = st.rollout_started_at or ctx.now
     label = "background analysis"
-    gate = run_analysis(ctx, AnalysisKind.BACKGROUND, background, None, started, label)
-    return StepOutcome.ABORTED if gate == Gate.FAILED else StepOutcome.IN_PROGRESS
+    return run_analysis(ctx, AnalysisKind.BACKGROUND, background, None, started, label).held()
 
 
-def canary_layout(ctx: DecisionState) -> None:
+def canary_layout(ctx: DecisionState) -> RolloutLayout:
     """Replicas and traffic for a canary in progress (stable and candidate both set)."""
     st = ctx.st
     stable, candidate = st.stable_revision, st.canary_revision
@@ -211,8 +217,6 @@ def canary_layout(ctx: DecisionState) -> None:
         step = steps[index]
         aiming = step.set_weight if step.set_weight is not None else reached
         target = needed_canary_replicas(ctx, aiming)
-    ctx.desired[stable] = ctx.spec.replicas
-    ctx.desired[candidate] = 0 if validating else target
     ready = ctx.ready(candidate)
     active = None
     if index > len(steps):
@@ -225,10 +229,45 @@ def canary_layout(ctx: DecisionState) -> None:
         weight = effective_weight(ctx.ready(stable), ready)
     else:
         weight = reached if ready > 0 else 0
-    st.canary_weight = weight
-    ctx.traffic = TrafficPlan(
+    traffic = TrafficPlan(
         stable_revision=stable,
         canary_revision=candidate,
         canary_weight=weight,
         active_revision=active,
     )
+    return RolloutLayout(
+        stable_replicas=ctx.spec.replicas,
+        candidate_replicas=0 if validating else target,
+        traffic=traffic,
+    )
+
+
+class CanaryRollout(RolloutStrategy):
+    """spec.strategy.canary: weights step by step, pauses, analyses, post-promotion window."""
+
+    def applies_to(self, spec: ModelDeploymentSpec) -> bool:
+        return spec.strategy.canary is not None
+
+    def step(self, ctx: DecisionState, controls: Controls) -> StepResult:
+        return step_canary(ctx, controls)
+
+    def rollout_layout(self, ctx: DecisionState) -> RolloutLayout:
+        return canary_layout(ctx)
+
+    def settled_traffic(self, stable: str | None) -> TrafficPlan:
+        return TrafficPlan(stable_revision=stable)
+
+    def keeps_routed_revisions_warm(self, spec: ModelDeploymentSpec) -> bool:
+        # The replicas router moves traffic with pod counts: no router object to wait for.
+        return not uses_replica_weights(spec)
+
+    def scale_down_delay_seconds(self, spec: ModelDeploymentSpec) -> float:
+        return 0.0
+
+    def fast_rollback_step_index(self, spec: ModelDeploymentSpec) -> int:
+        canary = spec.strategy.canary
+        # Promoting: the candidate scaled to spec.replicas, then promoted.
+        return len(canary.steps) if canary is not None else 0
+
+
+CANARY = CanaryRollout()

@@ -16,19 +16,20 @@ from modelrollout.api import (
     Phase,
     parse_duration,
 )
-from modelrollout.core.bluegreen import blue_green_layout, step_blue_green
-from modelrollout.core.canary import canary_layout, step_canary
+from modelrollout.api.controls import NO_STABLE_TO_ABORT_TO
 from modelrollout.core.conditions import DEGRADED, PROGRESSING, READY, set_condition
 from modelrollout.core.controls import Controls, consume_all, pending_controls
 from modelrollout.core.decision_state import ROUTER_RECHECK_SECONDS, DecisionState
 from modelrollout.core.evaluation import AnalysisEvaluator
 from modelrollout.core.gates import Gate, validation_gate
 from modelrollout.core.observation import Observation, TrafficObservation
-from modelrollout.core.plan import DesiredRevision, Plan, TrafficPlan
+from modelrollout.core.plan import AnalysisRequest, DesiredRevision, Plan, TrafficPlan
 from modelrollout.core.revision import compute_revision
-from modelrollout.core.routing import is_blue_green, uses_replica_weights
 from modelrollout.core.step_outcome import StepOutcome
+from modelrollout.core.strategy import RolloutLayout, RolloutStrategy
+from modelrollout.core.strategy_registry import strategy_for
 from modelrollout.core.transitions import (
+    FAST_ROLLBACK_REASON,
     abort_candidate,
     aborted_reason,
     clear_candidate,
@@ -38,6 +39,8 @@ from modelrollout.core.transitions import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The history's reason for a promotion when neither the step nor a fast rollback gives one.
+_ALL_STEPS_COMPLETED = "all steps completed"
 
 
 def decide(
@@ -49,7 +52,7 @@ def decide(
     *,
     evaluate: AnalysisEvaluator | None = None,
 ) -> Plan:
-    """The desired state for one ModelDeployment (see /tmp/team/CORE_SHELL.md)."""
+    """The desired state for one ModelDeployment (docs/architecture.md, "The decision")."""
     ctx = DecisionState(
         name=name,
         namespace=namespace,
@@ -59,9 +62,10 @@ def decide(
         evaluate=evaluate,
         st=status.model_copy(deep=True),
     )
-    _lifecycle(ctx, pending_controls(status))
-    _step(ctx, pending_controls(ctx.st))
-    _retain(ctx)
+    strategy = strategy_for(spec)
+    fast_rollback = _lifecycle(ctx, strategy, pending_controls(status))
+    analysis_due = _step(ctx, strategy, pending_controls(ctx.st), fast_rollback=fast_rollback)
+    _retain(ctx, strategy)
     prune = _prune(ctx)
     _finish(ctx)
     return Plan(
@@ -73,14 +77,17 @@ def decide(
         traffic=ctx.traffic,
         events=tuple(ctx.events),
         requeue_after=min(ctx.deadlines) if ctx.deadlines else None,
-        analysis_due=ctx.analysis_due,
+        analysis_due=analysis_due,
         validation_due=ctx.validation_due,
         revision=ctx.revision,
     )
 
 
-def _lifecycle(ctx: DecisionState, controls: Controls) -> None:
-    """Which candidate is current: start, supersede, retry or abort it."""
+def _lifecycle(ctx: DecisionState, strategy: RolloutStrategy, controls: Controls) -> bool:
+    """Which candidate is current: start, supersede, retry or abort it.
+
+    True when a rollout started here is a fast rollback (see transitions.start_rollout).
+    """
     st = ctx.st
     stable, candidate = st.stable_revision, st.canary_revision
     if ctx.revision == stable:
@@ -88,55 +95,65 @@ def _lifecycle(ctx: DecisionState, controls: Controls) -> None:
             supersede_candidate(ctx, f"spec returned to the stable revision {stable}")
             clear_candidate(ctx)
             st.handled_requests = consume_all(st)
-        return
+        return False
     if candidate != ctx.revision:
-        start_rollout(ctx)
-        return
+        return start_rollout(ctx, strategy)
     if st.aborted_revision == candidate:
         if controls.retry:
-            start_rollout(ctx, retried=True)
-        return
+            return start_rollout(ctx, strategy, retried=True)
+        return False
     if controls.abort:
         if stable is None:
-            ctx.event("Warning", "AbortIgnored", "abort: there is no stable revision to return to")
+            ctx.event("Warning", "AbortIgnored", NO_STABLE_TO_ABORT_TO)
         else:
             abort_candidate(ctx, "Aborted", "aborted by request", Outcome.ABORTED)
+    return False
 
 
-def _step(ctx: DecisionState, controls: Controls) -> None:
+def _step(
+    ctx: DecisionState, strategy: RolloutStrategy, controls: Controls, *, fast_rollback: bool
+) -> AnalysisRequest | None:
+    """One step of the rollout and its layout; returns the analysis run to measure next."""
     st = ctx.st
     if st.canary_revision is None:
-        _steady(ctx)
+        _steady(ctx, strategy)
     elif st.aborted_revision == st.canary_revision:
-        _aborted(ctx)
+        _aborted(ctx, strategy)
     elif st.stable_revision is None:
-        _initial(ctx)
+        _initial(ctx, strategy)
     else:
-        stepper = step_blue_green if is_blue_green(ctx.spec) else step_canary
-        result = stepper(ctx, controls)
-        if result == StepOutcome.PROMOTED:
-            promote_candidate(ctx, ctx.promotion_reason)
-            _steady(ctx)
-        elif result == StepOutcome.ABORTED:
-            _aborted(ctx)
-        elif is_blue_green(ctx.spec):
-            blue_green_layout(ctx)
+        result = strategy.step(ctx, controls)
+        if result.outcome == StepOutcome.PROMOTED:
+            default = FAST_ROLLBACK_REASON if fast_rollback else _ALL_STEPS_COMPLETED
+            promote_candidate(ctx, result.promotion_reason or default)
+            _steady(ctx, strategy)
+        elif result.outcome == StepOutcome.ABORTED:
+            _aborted(ctx, strategy)
         else:
-            canary_layout(ctx)
+            _lay_out(ctx, strategy.rollout_layout(ctx))
+        return result.analysis_due
+    return None
 
 
-def _steady(ctx: DecisionState) -> None:
+def _lay_out(ctx: DecisionState, layout: RolloutLayout) -> None:
+    """Replicas, traffic and status.canaryWeight of a candidate in progress."""
+    st = ctx.st
+    stable, candidate = st.stable_revision, st.canary_revision
+    assert stable is not None and candidate is not None
+    ctx.desired[stable] = layout.stable_replicas
+    ctx.desired[candidate] = layout.candidate_replicas
+    st.canary_weight = layout.traffic.canary_weight
+    ctx.traffic = layout.traffic
+
+
+def _steady(ctx: DecisionState, strategy: RolloutStrategy) -> None:
     st = ctx.st
     stable = st.stable_revision
     assert stable is not None
     replicas = ctx.spec.replicas
     ctx.desired[stable] = replicas
     st.canary_weight = 0
-    ctx.traffic = TrafficPlan(
-        stable_revision=stable,
-        active_revision=stable if is_blue_green(ctx.spec) else None,
-        preview_revision=stable if is_blue_green(ctx.spec) else None,
-    )
+    ctx.traffic = strategy.settled_traffic(stable)
     ready = ctx.ready(stable)
     version = st.stable_model_version or ""
     if ready >= replicas:
@@ -151,7 +168,7 @@ def _steady(ctx: DecisionState) -> None:
         )
 
 
-def _aborted(ctx: DecisionState) -> None:
+def _aborted(ctx: DecisionState, strategy: RolloutStrategy) -> None:
     """All traffic on the stable; the aborted candidate scaled to zero."""
     st = ctx.st
     stable, candidate = st.stable_revision, st.canary_revision
@@ -160,21 +177,15 @@ def _aborted(ctx: DecisionState) -> None:
     if candidate is not None:
         ctx.desired[candidate] = 0
     st.canary_weight = 0
-    bg = is_blue_green(ctx.spec)
-    ctx.traffic = TrafficPlan(
-        stable_revision=stable,
-        active_revision=stable if bg else None,
-        preview_revision=stable if bg else None,
-    )
+    ctx.traffic = strategy.settled_traffic(stable)
     reason = ctx.degraded_reason or aborted_reason(ctx)
     message = st.message if st.phase == Phase.DEGRADED else f"revision {candidate} aborted"
     ctx.set_phase(
         Phase.DEGRADED, message or f"revision {candidate} aborted: retry or change the spec", reason
     )
-    ctx.degraded_reason = reason
 
 
-def _initial(ctx: DecisionState) -> None:
+def _initial(ctx: DecisionState, strategy: RolloutStrategy) -> None:
     """No stable yet: the first revision is deployed at once (nothing to compare it with)."""
     st = ctx.st
     candidate = st.canary_revision
@@ -183,7 +194,7 @@ def _initial(ctx: DecisionState) -> None:
     gate, why = validation_gate(ctx)
     if gate == Gate.FAILED:
         abort_candidate(ctx, "ValidationFailed", why, Outcome.ABORTED)
-        _aborted(ctx)
+        _aborted(ctx, strategy)
         return
     # The Services select the first revision from the start (only its Ready pods get traffic):
     # selecting nothing until the promotion would apply two Services twice per new object.
@@ -194,7 +205,7 @@ def _initial(ctx: DecisionState) -> None:
     ready = ctx.ready(candidate)
     if ready >= replicas:
         promote_candidate(ctx, "initial deployment")
-        _steady(ctx)
+        _steady(ctx, strategy)
         return
     ctx.desired[candidate] = replicas
     message = f"deploying revision {candidate}: {ready}/{replicas} pods ready"
@@ -202,7 +213,6 @@ def _initial(ctx: DecisionState) -> None:
         ctx.set_phase(
             Phase.DEGRADED, f"{message}, past the progress deadline", "ProgressDeadlineExceeded"
         )
-        ctx.degraded_reason = "ProgressDeadlineExceeded"
     else:
         ctx.set_phase(Phase.PROGRESSING, message, "WaitingForPods")
 
@@ -222,17 +232,16 @@ def _router_sends_traffic(traffic: TrafficObservation | None, revision: str) -> 
     return traffic.canary_revision == revision and traffic.canary_weight > 0
 
 
-def _retain(ctx: DecisionState) -> None:
+def _retain(ctx: DecisionState, strategy: RolloutStrategy) -> None:
     """Scale down everything else, but never a revision the router still sends traffic to."""
     st = ctx.st
-    routed = is_blue_green(ctx.spec) or not uses_replica_weights(ctx.spec)
+    routed = strategy.keeps_routed_revisions_warm(ctx.spec)
     previous = st.previous_stable_revision
     if routed and previous is not None and previous not in ctx.desired and st.promoted_at:
         keep = 0.0
         if ctx.spec.rollback_window is not None:
             keep = parse_duration(ctx.spec.rollback_window)
-        if ctx.spec.strategy.blue_green is not None:
-            keep = max(keep, float(ctx.spec.strategy.blue_green.scale_down_delay_seconds))
+        keep = max(keep, strategy.scale_down_delay_seconds(ctx.spec))
         if keep > 0 and not ctx.deadline_passed(st.promoted_at, keep):
             ctx.desired[previous] = ctx.spec.replicas
     for revision, seen in ctx.obs.revisions.items():

@@ -1,4 +1,4 @@
-"""The working state of one decision: shared by the canary and blue/green state machines.
+"""The working state of one decision: shared by `decide`, the gates and the strategies.
 
 Everything here is rebuilt from (spec, status, observation) on every call; nothing survives the
 call, so a restarted operator decides exactly as a running one would.
@@ -20,7 +20,7 @@ from modelrollout.api import (
 from modelrollout.core.evaluation import AnalysisEvaluator
 from modelrollout.core.history import history_limit, model_of, with_entry
 from modelrollout.core.observation import Observation
-from modelrollout.core.plan import AnalysisRequest, Event, TrafficPlan, ValidationRequest
+from modelrollout.core.plan import Event, TrafficPlan, ValidationRequest
 
 # Requeue soon while waiting for a router to read back a change (routing objects are not watched).
 ROUTER_RECHECK_SECONDS = 2.0
@@ -28,6 +28,37 @@ ROUTER_RECHECK_SECONDS = 2.0
 
 @dataclass
 class DecisionState:
+    """The status being decided (`st`, a copy) and what the decision has found so far.
+
+    `decide` runs its stages in a fixed order: lifecycle (start, supersede, retry, abort), one
+    step (the strategy's, or the first deployment, steady or aborted layout), retain, prune,
+    finish. The fields below are written during the stages and read later in the same call;
+    who writes and who reads each one, and which write wins:
+
+    - `events`, `deadlines`: appended by anyone, in order; Plan.events keeps that order,
+      Plan.requeue_after is the earliest deadline.
+    - `desired` (revision -> replicas), `traffic`: written by the step's layout (the strategy's
+      rollout layout, or the steady/aborted/initial layout in `decide`); then `decide._retain`
+      keeps up what the layout left at 0 or out but may still get traffic, sets every other
+      observed revision to 0, and `decide._prune` drops the pruned ones. Only the layout
+      writes `traffic`.
+    - `progress_reason`: written only by `set_phase`/`pause`, so it belongs to the last phase
+      set (the last one wins); read by `decide._finish` for the Progressing condition.
+    - `degraded_reason`: written only by `set_phase` when the phase becomes Degraded (the last
+      Degraded wins; never cleared, so read it only while the phase is Degraded); read by
+      `decide._aborted` (an abort earlier in this decision names its reason, else the reason
+      kept in the Degraded condition) and `decide._finish` (the Degraded condition).
+    - `pause_reason`: written only by `pause` (the last pause wins; never cleared, so read it only
+      while st.phase is Paused); read by the canary's background analysis after the steps ran
+      (a pause step lets it run, any other pause holds it back) and by `decide._finish`, which
+      turns it into status.pauseReason/pauseStartedAt.
+    - `validation_due`: written by `gates.validation_gate` (at most one gate runs per decision);
+      read by `decide` into Plan.validation_due.
+
+    Outputs of one step are not kept here but returned: the promotion reason and the analysis to
+    measure next travel in the strategy's StepResult.
+    """
+
     name: str
     namespace: str
     spec: ModelDeploymentSpec
@@ -39,13 +70,9 @@ class DecisionState:
     deadlines: list[float] = field(default_factory=list)
     desired: dict[str, int] = field(default_factory=dict)
     traffic: TrafficPlan = field(default_factory=lambda: TrafficPlan(stable_revision=None))
-    analysis_due: AnalysisRequest | None = None
     validation_due: ValidationRequest | None = None
     progress_reason: str = "RolloutComplete"
     degraded_reason: str | None = None
-    # Why the candidate is promoted, for the history entry.
-    promotion_reason: str = "all steps completed"
-    # Why the decision pauses (the last pause wins); see reconcile._finish.
     pause_reason: PauseReason | None = None
 
     @property
@@ -80,7 +107,19 @@ class DecisionState:
         self.deadlines.append(max(0.0, seconds))
 
     def set_phase(self, phase: Phase, message: str, reason: str) -> None:
-        """Phase and message of the status; `reason` goes into the Progressing condition."""
+        """Phase and message of the status; `reason` goes into the Progressing condition, and
+        into the Degraded condition when the phase is Degraded. Paused goes through `pause`."""
+        assert phase != Phase.PAUSED, "pause() sets Paused: it also records why"
+        self._enter_phase(phase, message, reason)
+        if phase == Phase.DEGRADED:
+            self.degraded_reason = reason
+
+    def pause(self, reason: PauseReason, message: str) -> None:
+        """Phase Paused; pauseReason/pauseStartedAt are settled once the decision is complete."""
+        self._enter_phase(Phase.PAUSED, message, reason)
+        self.pause_reason = reason
+
+    def _enter_phase(self, phase: Phase, message: str, reason: str) -> None:
         self.st.phase = phase
         self.st.message = message[:1024]
         self.progress_reason = reason

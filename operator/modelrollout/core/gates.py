@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
@@ -18,7 +18,7 @@ from modelrollout.api import (
 )
 from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.plan import AnalysisKind, AnalysisRequest, ValidationRequest
-from modelrollout.core.step_outcome import StepOutcome
+from modelrollout.core.step_outcome import ABORTED, IN_PROGRESS, StepOutcome, StepResult
 from modelrollout.core.transitions import abort_candidate
 
 ANALYSIS_UNAVAILABLE = "analysis is not available"
@@ -30,17 +30,27 @@ class Gate(Enum):
     FAILED = "failed"
 
 
-def pause(ctx: DecisionState, reason: PauseReason, message: str) -> None:
-    """Phase Paused; pauseReason/pauseStartedAt are settled once the decision is complete."""
-    ctx.pause_reason = reason
-    ctx.set_phase(Phase.PAUSED, message, reason)
+@dataclass(frozen=True)
+class AnalysisGate:
+    """An analysis run mapped onto the rollout; `analysis_due` is set while it waits on a
+    measurement (the run is Running, or paused on errors)."""
+
+    gate: Gate
+    analysis_due: AnalysisRequest | None = None
+
+    def held(self) -> StepResult:
+        """The step's result when the gate does not let it go on: Failed aborts, anything else
+        waits (with the measurement to take, if any)."""
+        if self.gate == Gate.FAILED:
+            return ABORTED
+        return StepResult(StepOutcome.IN_PROGRESS, analysis_due=self.analysis_due)
 
 
 def spec_paused(ctx: DecisionState) -> bool:
     """spec.paused freezes the rollout; on resume, the paused time does not count for the step."""
     st = ctx.st
     if ctx.spec.paused:
-        pause(ctx, PauseReason.SPEC_PAUSED, "paused by spec.paused: set it to false to resume")
+        ctx.pause(PauseReason.SPEC_PAUSED, "paused by spec.paused: set it to false to resume")
         return True
     if st.pause_reason == PauseReason.SPEC_PAUSED:
         if st.pause_started_at is not None and st.step_started_at is not None:
@@ -95,24 +105,24 @@ def run_analysis(
     step_index: int | None,
     started_at: datetime,
     label: str,
-) -> Gate:
+) -> AnalysisGate:
     """Fold fresh measurements into the run and map its verdict onto the rollout.
 
     Never passes without the evaluator's Successful: unavailable analysis pauses. Failed rolls
-    the candidate back (reason AnalysisFailed, message `label: why`).
+    the candidate back (reason AnalysisFailed, message `label: why`). A run still measuring (or
+    paused on errors) waits with the request to measure next as its `analysis_due`.
     """
     candidate = ctx.st.canary_revision
     background = kind == AnalysisKind.BACKGROUND
     if ctx.spec.analysis is None or candidate is None:
-        pause(
-            ctx,
+        ctx.pause(
             PauseReason.ANALYSIS_UNAVAILABLE,
             f"{label}: {ANALYSIS_UNAVAILABLE} (no spec.analysis)",
         )
-        return Gate.WAITING
+        return AnalysisGate(Gate.WAITING)
     if not ctx.obs.analysis_available or ctx.evaluate is None:
-        pause(ctx, PauseReason.ANALYSIS_UNAVAILABLE, f"{label}: {ANALYSIS_UNAVAILABLE}")
-        return Gate.WAITING
+        ctx.pause(PauseReason.ANALYSIS_UNAVAILABLE, f"{label}: {ANALYSIS_UNAVAILABLE}")
+        return AnalysisGate(Gate.WAITING)
     # After promotion the stable serves nothing: comparing with it would judge stale or empty
     # windows, so the run has no stable and comparisons are "no data" (never success).
     stable = None if kind == AnalysisKind.POST_PROMOTION else ctx.st.stable_revision
@@ -137,25 +147,23 @@ def run_analysis(
     verdict = outcome.verdict
     if verdict == AnalysisRunPhase.SUCCESSFUL:
         ctx.event("Normal", "AnalysisSuccessful", f"{label}: analysis passed")
-        return Gate.PASSED
+        return AnalysisGate(Gate.PASSED)
     if verdict == AnalysisRunPhase.FAILED:
         why = outcome.message or "analysis failed"
         abort_candidate(ctx, "AnalysisFailed", f"{label}: {why}", Outcome.ROLLED_BACK)
-        return Gate.FAILED
+        return AnalysisGate(Gate.FAILED)
     if verdict == AnalysisRunPhase.INCONCLUSIVE:
-        pause(
-            ctx,
+        ctx.pause(
             PauseReason.ANALYSIS_INCONCLUSIVE,
             f"{label}: analysis inconclusive ({outcome.message}): promote to continue, "
             "abort to roll back",
         )
-        return Gate.WAITING
+        return AnalysisGate(Gate.WAITING)
     measure_at = outcome.next_measure_at or ctx.now
-    ctx.analysis_due = replace(request, measure_at=measure_at)
+    due = replace(request, measure_at=measure_at)
     ctx.requeue_at(measure_at)
     if verdict == AnalysisRunPhase.ERROR:
-        pause(
-            ctx,
+        ctx.pause(
             PauseReason.ANALYSIS_ERROR,
             f"{label}: analysis paused on errors: {outcome.message}",
         )
@@ -163,21 +171,21 @@ def run_analysis(
         ctx.set_phase(
             Phase.PROGRESSING, f"{label}: analysis running {outcome.message}".strip(), "Analysis"
         )
-    return Gate.WAITING
+    return AnalysisGate(Gate.WAITING, analysis_due=due)
 
 
-def before_traffic(ctx: DecisionState) -> StepOutcome | None:
+def before_traffic(ctx: DecisionState) -> StepResult | None:
     """The holdout gate and spec.paused, checked before any step: an outcome, or None to go on."""
     gate, why = validation_gate(ctx)
     if gate == Gate.FAILED:
         abort_candidate(ctx, "ValidationFailed", why, Outcome.ABORTED)
-        return StepOutcome.ABORTED
+        return ABORTED
     if gate == Gate.WAITING or spec_paused(ctx):
-        return StepOutcome.IN_PROGRESS
+        return IN_PROGRESS
     return None
 
 
-def wait_for_pods(ctx: DecisionState, what: str, ready: int, needed: int) -> StepOutcome:
+def wait_for_pods(ctx: DecisionState, what: str, ready: int, needed: int) -> StepResult:
     """Wait for the candidate's pods; past progressDeadlineSeconds the candidate is aborted."""
     if ctx.deadline_passed(ctx.st.step_started_at, ctx.spec.progress_deadline_seconds):
         abort_candidate(
@@ -186,10 +194,10 @@ def wait_for_pods(ctx: DecisionState, what: str, ready: int, needed: int) -> Ste
             f"{what}: {ready}/{needed} pods ready after {ctx.spec.progress_deadline_seconds}s",
             Outcome.ABORTED,
         )
-        return StepOutcome.ABORTED
+        return ABORTED
     ctx.set_phase(
         Phase.PROGRESSING,
         f"{what}: waiting for pods of revision {ctx.st.canary_revision} ({ready}/{needed} ready)",
         "WaitingForPods",
     )
-    return StepOutcome.IN_PROGRESS
+    return IN_PROGRESS

@@ -8,10 +8,10 @@ from modelrollout.api import Outcome, Phase, parse_duration
 from modelrollout.core.conditions import DEGRADED, find
 from modelrollout.core.controls import CONTROL_FIELDS, consume_all, pending_controls
 from modelrollout.core.decision_state import DecisionState
-from modelrollout.core.routing import is_blue_green
+from modelrollout.core.strategy import RolloutStrategy
 
-# Blue/green stages kept in status.currentStepIndex.
-BG_PREVIEW, BG_AWAITING, BG_SWITCHING, BG_POST = 0, 1, 2, 3
+# The history's reason for a promotion at the end of a fast rollback (see start_rollout).
+FAST_ROLLBACK_REASON = "fast rollback within rollbackWindow"
 
 
 def within_rollback_window(ctx: DecisionState, revision: str) -> bool:
@@ -49,8 +49,13 @@ def clear_candidate(ctx: DecisionState) -> None:
     st.canary_weight = 0
 
 
-def start_rollout(ctx: DecisionState, *, retried: bool = False) -> None:
-    """The spec's revision becomes the candidate, from its first step; pending tokens lapse."""
+def start_rollout(ctx: DecisionState, strategy: RolloutStrategy, *, retried: bool = False) -> bool:
+    """The spec's revision becomes the candidate, from its first step; pending tokens lapse.
+
+    True for a fast rollback (the previous stable again within spec.rollbackWindow): it starts
+    at the strategy's fast-rollback step, and a promotion later in this same decision is
+    recorded with FAST_ROLLBACK_REASON unless the step gives its own.
+    """
     st = ctx.st
     supersede_candidate(ctx, f"superseded by revision {ctx.revision}")
     fast = st.stable_revision is not None and within_rollback_window(ctx, ctx.revision)
@@ -67,9 +72,7 @@ def start_rollout(ctx: DecisionState, *, retried: bool = False) -> None:
     _report_lapsed_requests(ctx, retried)
     st.handled_requests = consume_all(st)
     if fast:
-        steps = ctx.spec.strategy.canary.steps if ctx.spec.strategy.canary else []
-        st.current_step_index = BG_SWITCHING if is_blue_green(ctx.spec) else len(steps)
-        ctx.promotion_reason = "fast rollback within rollbackWindow"
+        st.current_step_index = strategy.fast_rollback_step_index(ctx.spec)
         ctx.event(
             "Normal",
             "FastRollback",
@@ -83,6 +86,7 @@ def start_rollout(ctx: DecisionState, *, retried: bool = False) -> None:
         "RolloutRetried" if retried else "RolloutStarted",
         f"{verb} revision {ctx.revision} (model version {ctx.spec.model.version})",
     )
+    return fast
 
 
 def _report_lapsed_requests(ctx: DecisionState, retried: bool) -> None:
