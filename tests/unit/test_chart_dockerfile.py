@@ -1,40 +1,98 @@
-"""The Dockerfile builds the images the chart runs, with the install procedure CI runs too."""
+"""The Dockerfile builds the images the chart runs, installed the way CI installs the package."""
 
 from __future__ import annotations
 
 import re
+import shlex
+import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
+from modelrollout.operator_main import parse_args
+from tests.unit.dockerfile import read
+
 REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = read(REPO / "Dockerfile")
+TARGETS = ("operator", "server")
+INSTALL_SCRIPT = "scripts/docker-install.sh"
 
 
-def stages() -> dict[str, str]:
-    """Stage name -> its lines (after FROM ... AS name)."""
-    text = (REPO / "Dockerfile").read_text()
-    parts = re.split(r"^FROM\s+\S+\s+AS\s+(\S+)\s*$", text, flags=re.MULTILINE)
-    return dict(zip(parts[1::2], parts[2::2], strict=True))
+def console_scripts() -> set[str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return set(project["scripts"])
 
 
-def test_operator_and_server_targets_run_as_numeric_non_root() -> None:
-    s = stages()
-    assert {"operator", "server"} <= set(s)
-    runtime = s["runtime"]
-    user = re.search(r"^USER\s+(\d+):(\d+)\s*$", runtime, flags=re.MULTILINE)
-    assert user is not None, "USER must be numeric so runAsNonRoot can verify it"
-    assert int(user.group(1)) != 0 and int(user.group(2)) != 0
-    assert "modelrollout-operator" in s["operator"]
-    assert "modelrollout-server" in s["server"]
+def documented_builds() -> dict[str, str]:
+    """`docker build --target T -t REPOSITORY:TAG .` in the Dockerfile's header: T -> REPOSITORY."""
+    builds: dict[str, str] = {}
+    for comment in DOCKERFILE.comments:
+        words = comment.replace("=", " ").split()
+        if words[:2] == ["docker", "build"] and "--target" in words:
+            tag = words[words.index("-t" if "-t" in words else "--tag") + 1]
+            builds[words[words.index("--target") + 1]] = tag.rpartition(":")[0]
+    return builds
 
 
-def test_images_install_with_the_script_ci_runs() -> None:
-    assert "bash scripts/docker-install.sh" in stages()["base"]
-    assert "scripts/docker-install.sh" in (REPO / ".ci" / "run").read_text()
-
-
-def test_chart_points_at_the_images_the_dockerfile_builds() -> None:
-    header = (REPO / "Dockerfile").read_text()
+def test_the_chart_runs_the_images_of_the_dockerfile_s_targets() -> None:
     values = yaml.safe_load((REPO / "charts" / "modelrollout" / "values.yaml").read_text())
-    assert f"--target operator -t {values['image']['repository']}:" in header
-    assert f"--target server   -t {values['serverImage']['repository']}:" in header
+    assert documented_builds() == {
+        "operator": values["image"]["repository"],
+        "server": values["serverImage"]["repository"],
+    }
+    assert set(TARGETS) <= set(DOCKERFILE.names)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_each_target_runs_as_a_numeric_non_root_user(target: str) -> None:
+    user = DOCKERFILE.user(target)
+    # Numeric, so the kubelet can verify runAsNonRoot without reading /etc/passwd.
+    assert user is not None and re.fullmatch(r"\d+:\d+", user), f"USER {user}"
+    uid, gid = (int(part) for part in user.split(":"))
+    assert uid != 0 and gid != 0
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_each_target_holds_the_virtualenv_made_by_the_install_script_ci_runs(target: str) -> None:
+    [copy] = [
+        copy
+        for stage in DOCKERFILE.chain(target)
+        for copy in stage.all("COPY")
+        if "from" in copy.flags()
+    ]
+    built_in = copy.flags()["from"]
+    source, destination = copy.operands()
+    assert source == destination  # a virtualenv only works where it was created
+    installs = [run.words() for run in DOCKERFILE.runs(built_in) if INSTALL_SCRIPT in run.words()]
+    assert installs, f"stage {built_in} does not run {INSTALL_SCRIPT}"
+    words = installs[0]
+    at = words.index(INSTALL_SCRIPT)
+    assert words[at - 1] == "bash"
+    assert words[at + 1] == source  # docker-install.sh PREFIX [SOURCE]
+    copied = [
+        op for stage in DOCKERFILE.chain(built_in) for c in stage.all("COPY") for op in c.operands()
+    ]
+    assert INSTALL_SCRIPT in copied  # the script is in the build stage before it runs
+    assert f"{source}/bin" in DOCKERFILE.env(target)["PATH"].split(":")
+
+
+def test_ci_runs_the_same_install_script() -> None:
+    commands = [
+        shlex.split(line)
+        for line in (REPO / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert any(words[:2] == ["bash", INSTALL_SCRIPT] for words in commands)
+
+
+def test_the_operator_target_starts_the_operator_with_flags_it_accepts() -> None:
+    program, *flags = DOCKERFILE.command("operator")
+    assert program == "modelrollout-operator"
+    assert program in console_scripts()
+    args = parse_args(flags)  # exits (SystemExit) on a flag the operator does not know
+    assert args.all_namespaces
+    liveness = urlsplit(args.liveness)
+    assert liveness.path == "/healthz"
+    assert {liveness.port, args.metrics_port} <= DOCKERFILE.exposed("operator")

@@ -1,44 +1,54 @@
-"""The Dockerfile's layout: install once in `base`, slim non-root final stages."""
+"""The model server's image: a clean slim Python with only the virtualenv, run as the operator's
+pod templates expect (uid, port)."""
 
 from __future__ import annotations
 
-import re
+import tomllib
 from pathlib import Path
 
-DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile"
+import pytest
+
+from modelrollout.core.children import SERVER_PORT, SERVER_UID
+from tests.unit.dockerfile import read
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = read(REPO / "Dockerfile")
+TARGETS = ("operator", "server")
+BUILD_TOOLS = {"apt-get", "apt", "gcc", "build-essential", "make"}
 
 
-def _stages() -> dict[str, list[str]]:
-    stages: dict[str, list[str]] = {}
-    current: list[str] = []
-    for raw in DOCKERFILE.read_text().splitlines():
-        line = raw.strip()
-        m = re.match(r"FROM\s+(\S+)\s+AS\s+(\S+)", line, re.I)
-        if m:
-            current = [f"FROM {m.group(1)}"]
-            stages[m.group(2)] = current
-        elif line and not line.startswith("#"):
-            current.append(line)
-    return stages
+def test_the_server_target_starts_the_model_server_on_the_port_the_operator_targets() -> None:
+    assert DOCKERFILE.command("server") == ["modelrollout-server"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert "modelrollout-server" in project["scripts"]
+    assert DOCKERFILE.exposed("server") == {SERVER_PORT}
+    assert DOCKERFILE.env("server")["MODELROLLOUT_PORT"] == str(SERVER_PORT)
 
 
-def test_targets_and_install_procedure() -> None:
-    stages = _stages()
-    assert {"base", "runtime", "operator", "server"} <= set(stages)
-    base = "\n".join(stages["base"])
-    # The same script CI runs (.ci/run), so a broken install line fails CI too.
-    assert "scripts/docker-install.sh /opt/modelrollout" in base
+def test_the_server_runs_as_the_uid_of_the_operator_s_pod_templates() -> None:
+    assert DOCKERFILE.user("server") == f"{SERVER_UID}:{SERVER_UID}"
 
 
-def test_final_images_are_slim_non_root_and_start_the_right_program() -> None:
-    stages = _stages()
-    runtime = "\n".join(stages["runtime"])
-    assert "ARG PYTHON_IMAGE=python:3.11-slim" in DOCKERFILE.read_text()
-    assert stages["runtime"][0] == "FROM ${PYTHON_IMAGE}"  # a clean image, not `base`
-    assert "COPY --from=base /opt/modelrollout /opt/modelrollout" in runtime
-    assert "USER 65532:65532" in runtime
-    assert not re.search(r"apt-get|gcc|build-essential|pip install", runtime)
-    assert stages["server"][0] == "FROM runtime"
-    assert 'CMD ["modelrollout-server"]' in stages["server"]
-    assert "EXPOSE 8080" in stages["server"]
-    assert stages["operator"][0] == "FROM runtime"
+@pytest.mark.parametrize("target", TARGETS)
+def test_final_images_start_from_the_slim_python_the_virtualenv_was_built_on(target: str) -> None:
+    chain = [stage.name for stage in DOCKERFILE.chain(target)]
+    [built_in] = {
+        copy.flags()["from"]
+        for stage in DOCKERFILE.chain(target)
+        for copy in stage.all("COPY")
+        if "from" in copy.flags()
+    }
+    # A clean image, not the one that installed (no compilers, caches or sources)...
+    assert built_in not in chain
+    assert DOCKERFILE.image(target) == "python:3.11-slim"
+    # ...with the same Python the virtualenv was created with.
+    assert DOCKERFILE.image(built_in) == DOCKERFILE.image(target)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_final_images_install_nothing_themselves(target: str) -> None:
+    for run in DOCKERFILE.runs(target):
+        words = run.words()
+        assert not BUILD_TOOLS & set(words), run.value
+        pips = [i for i, word in enumerate(words) if word.rsplit("/", 1)[-1] in ("pip", "pip3")]
+        assert not any(words[i + 1 : i + 2] == ["install"] for i in pips), run.value
