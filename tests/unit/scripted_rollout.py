@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from modelrollout.api import AnalysisRunPhase, AnalysisStatus, ModelDeploymentSpec
+from modelrollout.api import AnalysisKind, AnalysisRunPhase, AnalysisStatus, ModelDeploymentSpec
 from modelrollout.core.evaluation import AnalysisEvaluator, AnalysisOutcome
 from modelrollout.core.observation import AnalysisMeasurements
-from modelrollout.core.plan import AnalysisKind, AnalysisRequest
+from modelrollout.core.plan import AnalysisRequest
 from tests.unit.builders import T0
 from tests.unit.simulated_cluster import SimCluster, SimRollout
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from modelrollout.api import (
+    AnalysisKind,
     AnalysisRunPhase,
     AnalysisSpec,
     AnalysisStatus,
@@ -14,7 +15,7 @@ from modelrollout.api import (
 )
 from modelrollout.core.analysis_policy import evaluate, next_grid_time, policies_of
 from modelrollout.core.observation import AnalysisMeasurements
-from modelrollout.core.plan import AnalysisKind, AnalysisRequest
+from modelrollout.core.plan import AnalysisRequest
 from tests.unit.builders import T0
 
 SPEC = AnalysisSpec.model_validate(

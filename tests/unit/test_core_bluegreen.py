@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelrollout.api import AnalysisRunPhase, ModelDeploymentSpec, Outcome, Phase
-from modelrollout.core.plan import AnalysisKind
+from modelrollout.api import AnalysisKind, AnalysisRunPhase, ModelDeploymentSpec, Outcome, Phase
 from modelrollout.core.revision import compute_revision
 from tests.unit.builders import ERROR_RATE_ANALYSIS, T0, deployment_spec
 from tests.unit.scripted_rollout import ScriptedEvaluator, replicas

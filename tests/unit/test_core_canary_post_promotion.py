@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from modelrollout.analysis.runner import AnalysisRunner
-from modelrollout.api import AnalysisRunPhase, AnalysisSpec, Outcome, Phase
+from modelrollout.api import AnalysisKind, AnalysisRunPhase, AnalysisSpec, Outcome, Phase
 from modelrollout.cli.render import list_view, status_view
 from modelrollout.core.analysis_policy import evaluate
 from modelrollout.core.children import OwnerRef, service_manifests
 from modelrollout.core.observation import AnalysisMeasurements
-from modelrollout.core.plan import AnalysisKind, Plan, TrafficPlan
+from modelrollout.core.plan import Plan, TrafficPlan
 from tests.unit.builders import ERROR_RATE_ANALYSIS as ANALYSIS
 from tests.unit.builders import GATEWAY_ROUTING as GATEWAY
 from tests.unit.fake_metric_provider import FakeMetricProvider

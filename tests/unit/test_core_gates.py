@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from modelrollout.api import (
+    AnalysisKind,
     AnalysisRunPhase,
     ModelDeploymentSpec,
     Outcome,
@@ -15,7 +16,6 @@ from modelrollout.api import (
     ValidationStatus,
 )
 from modelrollout.core.observation import AnalysisMeasurements
-from modelrollout.core.plan import AnalysisKind
 from modelrollout.core.revision import compute_revision
 from tests.unit.builders import canary, deployment_spec
 from tests.unit.scripted_rollout import ScriptedEvaluator, changed

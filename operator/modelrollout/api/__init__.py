@@ -53,6 +53,7 @@ from modelrollout.api.names import (
 from modelrollout.api.resource import ModelDeployment
 from modelrollout.api.spec import ModelDeploymentSpec
 from modelrollout.api.status import (
+    AnalysisKind,
     AnalysisRunPhase,
     AnalysisStatus,
     Condition,
@@ -95,6 +96,7 @@ __all__ = [
     "SHORT_NAMES",
     "SINGULAR",
     "VERSION",
+    "AnalysisKind",
     "AnalysisRunPhase",
     "AnalysisSpec",
     "AnalysisStatus",

@@ -61,6 +61,19 @@ class AnalysisRunPhase(StrEnum):
     ERROR = "Error"
 
 
+class AnalysisKind(StrEnum):
+    """Which run an analysis is (status.analysis.kind)."""
+
+    STEP = "step"
+    BACKGROUND = "background"
+    PRE_PROMOTION = "prePromotion"
+    POST_PROMOTION = "postPromotion"
+
+
+def _one_of(values: list[str]) -> str:
+    return f"{', '.join(values[:-1])} or {values[-1]}."
+
+
 class PauseReason(StrEnum):
     """Why a rollout is paused (status.pauseReason); Argo CD's health check reads it.
 
@@ -159,7 +172,7 @@ class AnalysisStatus(ApiModel):
     kind: str | None = Field(
         default=None,
         max_length=32,
-        description="step, background, prePromotion or postPromotion.",
+        description=_one_of([kind.value for kind in AnalysisKind]),
     )
     started_at: datetime | None = Field(default=None, description="When the run started.")
     next_measurement_at: datetime | None = Field(

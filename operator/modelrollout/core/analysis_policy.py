@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from modelrollout.api import (
+    AnalysisKind,
     AnalysisRunPhase,
     AnalysisSpec,
     AnalysisStatus,
@@ -39,7 +40,7 @@ from modelrollout.api import (
 from modelrollout.core.evaluation import AnalysisOutcome
 from modelrollout.core.judges import Judgement
 from modelrollout.core.observation import AnalysisMeasurements
-from modelrollout.core.plan import AnalysisKind, AnalysisRequest
+from modelrollout.core.plan import AnalysisRequest
 
 MAX_RESULTS = 64
 MAX_MESSAGE = 1024

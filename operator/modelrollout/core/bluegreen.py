@@ -10,11 +10,17 @@ BLUE_GREEN is this module as a strategy.RolloutStrategy (registered in core/stra
 
 from __future__ import annotations
 
-from modelrollout.api import BlueGreenStrategy, ModelDeploymentSpec, PauseReason, Phase
+from modelrollout.api import (
+    AnalysisKind,
+    BlueGreenStrategy,
+    ModelDeploymentSpec,
+    PauseReason,
+    Phase,
+)
 from modelrollout.core.controls import Controls
 from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.gates import AnalysisGate, Gate, before_traffic, run_analysis, wait_for_pods
-from modelrollout.core.plan import AnalysisKind, TrafficPlan
+from modelrollout.core.plan import TrafficPlan
 from modelrollout.core.step_outcome import IN_PROGRESS, PROMOTED, StepOutcome, StepResult
 from modelrollout.core.strategy import RolloutLayout, RolloutStrategy
 

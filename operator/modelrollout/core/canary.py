@@ -21,6 +21,7 @@ CANARY is this module as a strategy.RolloutStrategy (registered in core/strategy
 from __future__ import annotations
 
 from modelrollout.api import (
+    AnalysisKind,
     CanaryStep,
     CanaryStrategy,
     ModelDeploymentSpec,
@@ -31,7 +32,7 @@ from modelrollout.api import (
 from modelrollout.core.controls import Controls
 from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.gates import Gate, before_traffic, run_analysis, wait_for_pods
-from modelrollout.core.plan import AnalysisKind, TrafficPlan
+from modelrollout.core.plan import TrafficPlan
 from modelrollout.core.routing import (
     canary_replicas_for_weight,
     effective_weight,

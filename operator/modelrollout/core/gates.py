@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import Enum
 
 from modelrollout.api import (
+    AnalysisKind,
     AnalysisRunPhase,
     AnalysisSpec,
     AnalysisStepSpec,
@@ -17,7 +18,7 @@ from modelrollout.api import (
     ValidationResult,
 )
 from modelrollout.core.decision_state import DecisionState
-from modelrollout.core.plan import AnalysisKind, AnalysisRequest, ValidationRequest
+from modelrollout.core.plan import AnalysisRequest, ValidationRequest
 from modelrollout.core.step_outcome import ABORTED, IN_PROGRESS, StepOutcome, StepResult
 from modelrollout.core.transitions import abort_candidate
 

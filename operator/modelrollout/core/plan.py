@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
+
+from modelrollout.api import AnalysisKind
 
 if TYPE_CHECKING:
     from modelrollout.api import AnalysisSpec, ModelDeploymentStatus
@@ -40,13 +41,6 @@ class TrafficPlan:
     canary_weight: int = 0
     active_revision: str | None = None
     preview_revision: str | None = None
-
-
-class AnalysisKind(StrEnum):
-    STEP = "step"
-    BACKGROUND = "background"
-    PRE_PROMOTION = "prePromotion"
-    POST_PROMOTION = "postPromotion"
 
 
 @dataclass(frozen=True)
