@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from modelrollout.api.names import NAME_LABEL, REVISION_LABEL
 from modelrollout.kube import SERVICES, Kube, ResourceKind, make_api_client
-from modelrollout.traffic.base import NAME_LABEL, REVISION_LABEL, RoutedObject, TrafficRouter
+from modelrollout.traffic.base import RoutedObject, TrafficRouter
 from modelrollout.traffic.gateway_api import GatewayApiRouter
 from modelrollout.traffic.istio import IstioRouter
 from modelrollout.traffic.nginx import NginxRouter
