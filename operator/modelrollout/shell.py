@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from modelrollout import metrics
 from modelrollout.analysis.hook import AnalysisHook
-from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
+from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus, ValidationStatus
 from modelrollout.core.children import (
     DEFAULT_SERVER_IMAGE,
     OwnerRef,
@@ -28,7 +28,12 @@ from modelrollout.core.children import (
     service_manifests,
 )
 from modelrollout.core.decide import decide
-from modelrollout.core.observation import Observation, RevisionObservation, TrafficObservation
+from modelrollout.core.observation import (
+    Fault,
+    Observation,
+    RevisionObservation,
+    TrafficObservation,
+)
 from modelrollout.core.plan import Plan
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.routing import is_blue_green
@@ -39,6 +44,7 @@ from modelrollout.kube import (
     Conflict,
     Kube,
     ResourceKind,
+    ShellError,
     holdout_job,
 )
 from modelrollout.kube.events import post_event
@@ -116,12 +122,26 @@ class _ParsedObject:
     revision: str
 
 
+def _fault(error: ShellError) -> Fault:
+    return Fault(reason=error.reason, message=str(error))
+
+
 def _observe(
-    ctx: _ParsedObject, kube: Kube
-) -> tuple[dict[str, RevisionObservation], TrafficObservation | None]:
-    revisions = observe_revisions(kube, ctx.namespace, ctx.name)
-    traffic = ctx.router.current_weight(ctx.target)
-    return revisions, traffic
+    shell: Shell, ctx: _ParsedObject, faults: list[Fault]
+) -> tuple[dict[str, RevisionObservation], TrafficObservation | None, ValidationStatus | None]:
+    """What the decision needs from the world; what cannot be read becomes a fault."""
+    revisions: dict[str, RevisionObservation] = {}
+    traffic: TrafficObservation | None = None
+    holdout: ValidationStatus | None = None
+    try:
+        revisions = observe_revisions(shell.kube, ctx.namespace, ctx.name)
+        traffic = ctx.router.current_weight(ctx.target)
+        holdout = holdout_job.observe_for(
+            shell.kube, ctx.namespace, ctx.name, ctx.spec, ctx.revision
+        )
+    except ShellError as error:
+        faults.append(_fault(error))
+    return revisions, traffic, holdout
 
 
 def _carry_out(
@@ -161,6 +181,16 @@ def _carry_out(
         child = deployment_name(ctx.name, revision)
         shell.kube.delete(DEPLOYMENTS, ctx.namespace, child)
         shell.forget_applied(DEPLOYMENTS, ctx.namespace, child)
+    if plan.validation_due is not None:
+        holdout_job.start_for(
+            shell.kube,
+            ctx.owner,
+            ctx.namespace,
+            ctx.spec,
+            plan.status,
+            plan.validation_due,
+            shell.server_image,
+        )
 
 
 def _write_status(shell: Shell, ctx: _ParsedObject, plan: Plan) -> bool:
@@ -217,35 +247,35 @@ def reconcile_sync(shell: Shell, namespace: str, name: str) -> float | None:
     ctx = _parse(shell, body)
     if ctx is None:
         return None
-    observed, traffic = _observe(ctx, shell.kube)
+    faults: list[Fault] = []
+    observed, traffic, holdout = _observe(shell, ctx, faults)
     obs = Observation(
         now=dt.datetime.now(dt.UTC),
         generation=int(body["metadata"].get("generation", 0)),
         revisions=observed,
         traffic=traffic,
         analysis_available=shell.analysis is not None,
-        validation=holdout_job.observe_for(shell.kube, namespace, name, ctx.spec, ctx.revision),
+        validation=holdout,
+        faults=tuple(faults),
     )
     evaluate = shell.analysis.evaluate if shell.analysis is not None else None
     plan = decide(name, namespace, ctx.spec, ctx.status, obs, evaluate=evaluate)
-    if shell.analysis is not None:
+    if shell.analysis is not None and not plan.hold:
         # Measure what the core asked for, then decide again with the results (analysis hook).
+        # A source that cannot answer is an Error measurement, not a fault: onError decides.
         due = plan.analysis_due
         measured = shell.analysis.measure_if_due(namespace, name, due, obs.now)
         if measured is not None:
             obs = replace(obs, measurements=measured)
             plan = decide(name, namespace, ctx.spec, ctx.status, obs, evaluate=evaluate)
-    _carry_out(shell, ctx, plan, observed)
-    if plan.validation_due is not None:
-        holdout_job.start_for(
-            shell.kube,
-            ctx.owner,
-            namespace,
-            ctx.spec,
-            plan.status,
-            plan.validation_due,
-            shell.server_image,
-        )
+    if not plan.hold:
+        try:
+            _carry_out(shell, ctx, plan, observed)
+        except ShellError as error:
+            # Part of the plan may be carried out: the decision sees the fault and holds there.
+            log.warning("%s/%s: %s", namespace, name, error)
+            obs = replace(obs, faults=(_fault(error),))
+            plan = decide(name, namespace, ctx.spec, ctx.status, obs, evaluate=evaluate)
     if not _write_status(shell, ctx, plan):
         metrics.RECONCILES.labels("conflict").inc()
         return CONFLICT_RETRY_SECONDS

@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelrollout.kube import resources
+from modelrollout.kube.errors import Conflict, KubeError, NotFound
 from modelrollout.kube.holdout_job import JOBS, PODS
 from modelrollout.kube.resources import ResourceKind
-from modelrollout.kube.rest import JSON, Conflict, Kube, KubeError, NotFound
+from modelrollout.kube.rest import JSON, Kube
 
 KINDS = (
     resources.MODELDEPLOYMENTS,
@@ -188,6 +189,10 @@ class FakeKube(Kube):
 
     def names(self, kind: ResourceKind, namespace: str) -> list[str]:
         return sorted(n for k, ns, n in self.objects if k == kind and ns == namespace)
+
+    def events(self) -> list[JSON]:
+        """Every Event stored, in the order they were posted."""
+        return [copy.deepcopy(o) for (k, _, _), o in self.objects.items() if k == resources.EVENTS]
 
     def made(self, verb: str | None = None, kind: ResourceKind | None = None) -> list[Request]:
         """The operator's requests so far, optionally only of one verb and/or kind."""

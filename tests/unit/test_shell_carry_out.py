@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from urllib3 import HTTPConnectionPool
-from urllib3.exceptions import ReadTimeoutError
-
 from modelrollout.api.names import REVISION_LABEL
-from modelrollout.kube import DEPLOYMENTS, MODELDEPLOYMENTS, SERVICES, KubeError
+from modelrollout.core.hold import FAULT_RECHECK_SECONDS
+from modelrollout.kube import DEPLOYMENTS, MODELDEPLOYMENTS, SERVICES
+from modelrollout.kube.errors import Forbidden, KubeUnreachable
 from modelrollout.shell import Shell, reconcile_sync
 from tests.unit.fake_kube import FakeKube, model, model_deployment
 
@@ -144,27 +142,31 @@ def test_the_current_revision_scaled_by_someone_else_is_applied_again() -> None:
     assert [r.name for r in kube.requests[before:] if r.verb == "apply"] == [f"{NAME}-{stable}"]
 
 
-def test_a_refused_apply_stops_the_reconcile_before_the_status() -> None:
+def progressing(kube: FakeKube) -> dict[str, Any]:
+    return next(c for c in status(kube)["conditions"] if c["type"] == "Progressing")
+
+
+def test_a_refused_apply_holds_the_rollout_and_says_why_in_the_status() -> None:
     kube, shell = setup()
-    kube.fail_next("apply", DEPLOYMENTS, KubeError(403, "deployments.apps is forbidden"))
-    with pytest.raises(KubeError) as raised:
-        reconcile(shell)
-    assert raised.value.status == 403
-    assert kube.names(SERVICES, NS) == []
-    assert status(kube) == {}
-    reconcile(shell)  # the daemon's retry after its back-off
+    kube.fail_next("apply", DEPLOYMENTS, Forbidden(403, 'deployments.apps "fraud-x" is forbidden'))
+    assert reconcile(shell) == FAULT_RECHECK_SECONDS
+    assert kube.names(SERVICES, NS) == []  # nothing after the refused request
+    assert status(kube)["phase"] == "Paused"  # the first revision waits: held, not failed
+    assert status(kube)["pauseReason"] == "Fault"
+    assert 'deployments.apps "fraud-x" is forbidden' in status(kube)["message"]
+    assert progressing(kube)["reason"] == "Forbidden"
+    assert [(e["type"], e["reason"]) for e in kube.events()] == [("Warning", "Forbidden")]
+    reconcile(shell)  # the cause is gone: the rollout goes on by itself
     assert status(kube)["phase"] == "Progressing"
     assert len(kube.names(DEPLOYMENTS, NS)) == 1
 
 
 def test_after_a_timeout_only_what_did_not_land_is_sent_again() -> None:
     kube, shell = setup()
-    pool = HTTPConnectionPool("kube-apiserver")
-    timeout = ReadTimeoutError(pool, "/api/v1/services", "Read timed out. (read timeout=30.0)")
+    timeout = KubeUnreachable("PATCH /api/v1/namespaces/ml/services/fraud-stable: read timed out")
     kube.fail_next("apply", SERVICES, timeout, name=f"{NAME}-stable")
-    with pytest.raises(ReadTimeoutError):
-        reconcile(shell)
-    assert status(kube) == {}
+    reconcile(shell)
+    assert progressing(kube)["reason"] == "KubernetesUnreachable"
     before = len(kube.requests)
     reconcile(shell)
     applied = [r.name for r in kube.requests[before:] if r.verb == "apply"]

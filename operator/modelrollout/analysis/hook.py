@@ -13,16 +13,17 @@ import asyncio
 import base64
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import Counter
 
+from modelrollout.analysis.provider import MetricFetchError, SecretReader
 from modelrollout.analysis.runner import AnalysisRunner
 from modelrollout.core.analysis_policy import evaluate
 from modelrollout.core.evaluation import AnalysisEvaluator
+from modelrollout.core.metric_judging import error_result
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.plan import AnalysisRequest
-from modelrollout.kube import Kube, ResourceKind
+from modelrollout.kube import Kube, ResourceKind, ShellError
 
 SECRETS = ResourceKind("", "v1", "Secret", "secrets")
 
@@ -34,17 +35,27 @@ MEASUREMENTS = Counter(
 )
 
 
-class SecretNotFound(Exception):
-    pass
+class SecretNotFound(MetricFetchError):
+    """The credentials Prometheus needs cannot be read: the measurement is an Error."""
 
 
-def _secret_reader(kube: Kube) -> Any:
+def _secret_reader(kube: Kube) -> SecretReader:
     async def read(namespace: str, name: str, key: str) -> str:
-        secret = await asyncio.to_thread(kube.get, SECRETS, namespace, name)
-        data = (secret or {}).get("data") or {}
+        try:
+            secret = await asyncio.to_thread(kube.get, SECRETS, namespace, name)
+        except ShellError as error:
+            raise SecretNotFound(f"cannot read Secret {namespace}/{name}: {error}") from error
+        if secret is None:
+            raise SecretNotFound(f"Secret {namespace}/{name} not found")
+        data = secret.get("data") or {}
         if key not in data:
-            raise SecretNotFound(f"secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data[key]).decode()
+            raise SecretNotFound(f"Secret {namespace}/{name} has no key {key!r}")
+        try:
+            return base64.b64decode(data[key]).decode()
+        except ValueError as error:
+            raise SecretNotFound(
+                f"Secret {namespace}/{name} key {key!r} is not base64 text"
+            ) from error
 
     return read
 
@@ -86,4 +97,11 @@ class AnalysisHook:
         if due is None or due.measure_at > now:
             return None
         future = asyncio.run_coroutine_threadsafe(self.measure(namespace, name, due), self.loop)
-        return future.result(timeout=self.timeout)
+        try:
+            return future.result(timeout=self.timeout)
+        except TimeoutError:
+            # Every metric of this round is an Error: onError decides, as for any source failure.
+            future.cancel()
+            why = f"measuring took longer than {self.timeout:g} s"
+            results = tuple(error_result(m.name, why, now) for m in due.spec.metrics)
+            return AnalysisMeasurements(key=due.key, measured_at=now, results=results)

@@ -22,13 +22,16 @@ from typing import Protocol
 
 from modelrollout.api import AnalysisSpec, MetricSpec
 from modelrollout.core.metric_judging import PredictionCounts, Role
+from modelrollout.kube.errors import ShellError
 
 # Reads one key of a Secret in a namespace: (namespace, secret, key) -> value.
 SecretReader = Callable[[str, str, str], Awaitable[str]]
 
 
-class MetricFetchError(Exception):
+class MetricFetchError(ShellError):
     """The source could not answer: the metric's verdict is Error, with this message."""
+
+    reason = "MetricSourceError"
 
 
 class MetricNoData(Exception):

@@ -87,6 +87,7 @@ class PauseReason(StrEnum):
     ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
     ANALYSIS_ERROR = "AnalysisError"
     SPEC_PAUSED = "SpecPaused"
+    FAULT = "Fault"
 
 
 PAUSE_REASON_MEANINGS = {
@@ -97,6 +98,8 @@ PAUSE_REASON_MEANINGS = {
     PauseReason.ANALYSIS_INCONCLUSIVE: "past inconclusiveLimit: promote, abort or retry",
     PauseReason.ANALYSIS_ERROR: "past consecutiveErrorLimit: resumes when measuring works again",
     PauseReason.SPEC_PAUSED: "spec.paused is true",
+    PauseReason.FAULT: "the operator could not observe or act (the Progressing condition and a "
+    "Warning event name the object and the cause); resumes by itself once the cause is gone",
 }
 
 

@@ -22,6 +22,7 @@ from modelrollout.core.controls import Controls, consume_all, pending_controls
 from modelrollout.core.decision_state import ROUTER_RECHECK_SECONDS, DecisionState
 from modelrollout.core.evaluation import AnalysisEvaluator
 from modelrollout.core.gates import Gate, validation_gate
+from modelrollout.core.hold import hold
 from modelrollout.core.observation import Observation, TrafficObservation
 from modelrollout.core.plan import AnalysisRequest, DesiredRevision, Plan, TrafficPlan
 from modelrollout.core.revision import compute_revision
@@ -62,6 +63,8 @@ def decide(
         evaluate=evaluate,
         st=status.model_copy(deep=True),
     )
+    if obs.faults:
+        return hold(ctx, obs.faults)
     strategy = strategy_for(spec)
     fast_rollback = _lifecycle(ctx, strategy, pending_controls(status))
     analysis_due = _step(ctx, strategy, pending_controls(ctx.st), fast_rollback=fast_rollback)

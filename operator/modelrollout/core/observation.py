@@ -42,6 +42,16 @@ class AnalysisMeasurements:
 
 
 @dataclass(frozen=True)
+class Fault:
+    """A failure of the shell while observing or acting (a kube.errors.ShellError)."""
+
+    # CamelCase: the Progressing condition's reason and the Warning event's reason.
+    reason: str
+    # Names the object and the cause, e.g. "HTTPRoute ml/fraud not found".
+    message: str
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything `decide` needs from the world besides spec and status."""
 
@@ -53,3 +63,5 @@ class Observation:
     analysis_available: bool = False
     # Result of the validation Job for a candidate (Plan.validation_due asked for it), if any.
     validation: ValidationStatus | None = None
+    # What could not be observed or done; any fault holds the rollout (core/hold.py).
+    faults: tuple[Fault, ...] = ()

@@ -97,3 +97,5 @@ class Plan:
     # The spec's revision: only its Deployment may be (re)built from the current spec; the others
     # (stable, old candidates) are only scaled to the replicas given in `revisions`.
     revision: str = ""
+    # A fault holds the rollout (core/hold.py): carry out nothing but the status and events.
+    hold: bool = False

@@ -1,6 +1,7 @@
 """Thin Kubernetes I/O for the operator (sync client; call it via asyncio.to_thread)."""
 
 from modelrollout.kube.client import USER_AGENT, make_api_client
+from modelrollout.kube.errors import Conflict, KubeError, NotFound, ShellError
 from modelrollout.kube.resources import (
     DEPLOYMENTS,
     EVENTS,
@@ -11,7 +12,7 @@ from modelrollout.kube.resources import (
     VIRTUALSERVICES,
     ResourceKind,
 )
-from modelrollout.kube.rest import Conflict, Kube, KubeError, NotFound
+from modelrollout.kube.rest import Kube
 
 __all__ = [
     "DEPLOYMENTS",
@@ -27,5 +28,6 @@ __all__ = [
     "KubeError",
     "NotFound",
     "ResourceKind",
+    "ShellError",
     "make_api_client",
 ]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 
+from modelrollout.kube.errors import ShellError
 from modelrollout.kube.resources import EVENTS, MODELDEPLOYMENTS
 from modelrollout.kube.rest import JSON, Kube
+
+log = logging.getLogger(__name__)
 
 COMPONENT = "modelrollout-operator"
 _MAX_MESSAGE = 1024
@@ -47,5 +51,9 @@ def event_body(owner: JSON, type_: str, reason: str, message: str, now: dt.datet
 
 
 def post_event(kube: Kube, owner: JSON, type_: str, reason: str, message: str) -> None:
+    """Best effort: the status already says it; an event that cannot be posted is logged."""
     body = event_body(owner, type_, reason, message, dt.datetime.now(dt.UTC))
-    kube.create(EVENTS, owner["metadata"]["namespace"], body)
+    try:
+        kube.create(EVENTS, owner["metadata"]["namespace"], body)
+    except ShellError as error:
+        log.warning("event %s %s not posted: %s", type_, reason, error)

@@ -26,8 +26,9 @@ from modelrollout.core.holdout_job import (
     validation_status,
 )
 from modelrollout.core.plan import ValidationRequest
+from modelrollout.kube.errors import Conflict
 from modelrollout.kube.resources import ResourceKind
-from modelrollout.kube.rest import Conflict, Kube
+from modelrollout.kube.rest import Kube
 
 JOBS = ResourceKind("batch", "v1", "Job", "jobs")
 PODS = ResourceKind("", "v1", "Pod", "pods")

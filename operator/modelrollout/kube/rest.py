@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import urllib3
 from kubernetes import client
 
+from modelrollout.kube.errors import KubeError, KubeUnreachable, NotFound, kube_error
 from modelrollout.kube.resources import ResourceKind
 from modelrollout.metrics import KUBE_REQUESTS
 
@@ -20,33 +22,12 @@ JSON = dict[str, Any]
 _TIMEOUT = (5.0, 30.0)  # connect, read
 
 
-class KubeError(Exception):
-    """A request the API server refused; `status` is the HTTP status code."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.message = message
-
-
-class NotFound(KubeError):
-    pass
-
-
-class Conflict(KubeError):
-    """409: a resourceVersion precondition failed or an apply conflicted."""
-
-
 def _error(status: int, body: bytes) -> KubeError:
     try:
         message = str(json.loads(body).get("message", ""))
     except ValueError:
         message = body.decode(errors="replace")[:500]
-    if status == 404:
-        return NotFound(status, message)
-    if status == 409:
-        return Conflict(status, message)
-    return KubeError(status, message)
+    return kube_error(status, message)
 
 
 class Kube:
@@ -74,7 +55,10 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         KUBE_REQUESTS.labels(method).inc()
-        response = self.api.call_api(*prepared, _request_timeout=_TIMEOUT)
+        try:
+            response = self.api.call_api(*prepared, _request_timeout=_TIMEOUT)
+        except urllib3.exceptions.HTTPError as error:
+            raise KubeUnreachable(f"{method} {path}: {error}") from error
         data: bytes = response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status < 300:
             raise _error(response.status, data)

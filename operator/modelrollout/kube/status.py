@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelrollout.kube.errors import Conflict
 from modelrollout.kube.resources import MODELDEPLOYMENTS
-from modelrollout.kube.rest import JSON, Conflict, Kube
+from modelrollout.kube.rest import JSON, Kube
 
 
 def status_patch(old: JSON, new: JSON) -> JSON:

@@ -6,12 +6,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modelrollout.core.observation import TrafficObservation
+from modelrollout.kube.errors import ShellError
 
 JSON = dict[str, Any]
 
 
-class RouterError(Exception):
-    """The routing object is missing or does not reference our Services (one clear line)."""
+class RouterError(ShellError):
+    """The routing object is missing or does not reference our Services (one clear line that
+    names the object)."""
+
+    reason = "TrafficRoutingError"
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def _retarget(rules: list[JSON], target: RoutedObject) -> list[JSON]:
                 service["name"] = target.canary_service
                 found = True
     if not found:
-        raise RouterError(f"the stable Ingress has no backend {target.stable_service}")
+        raise RouterError(f"no backend is the Service {target.stable_service}")
     return rules
 
 
@@ -63,7 +63,13 @@ class NginxRouter(WeightedRouter):
         stable = self.kube.get(INGRESSES, target.namespace, self.stable_ingress)
         if stable is None:
             raise RouterError(f"Ingress {target.namespace}/{self.stable_ingress} not found")
-        self.kube.apply(INGRESSES, canary_ingress(stable, target, weight))
+        try:
+            canary = canary_ingress(stable, target, weight)
+        except RouterError as error:
+            raise RouterError(
+                f"Ingress {target.namespace}/{self.stable_ingress}: {error}"
+            ) from error
+        self.kube.apply(INGRESSES, canary)
 
     def _read_weight(self, target: RoutedObject) -> int | None:
         name = canary_ingress_name(self.stable_ingress)

@@ -23,7 +23,10 @@ def update_spec(
         if obj is None:
             raise RouterError(f"{kind.kind} {namespace}/{name} not found")
         spec: JSON = obj.get("spec") or {}
-        changes = mutate(spec)
+        try:
+            changes = mutate(spec)
+        except RouterError as error:
+            raise RouterError(f"{kind.kind} {namespace}/{name}: {error}") from error
         if all(spec.get(key) == value for key, value in changes.items()):
             return
         patch = {
