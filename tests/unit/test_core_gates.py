@@ -9,12 +9,15 @@ from typing import Any
 from modelrollout.api import (
     AnalysisKind,
     AnalysisRunPhase,
+    MetricResult,
     ModelDeploymentSpec,
     Outcome,
     Phase,
     ValidationResult,
     ValidationStatus,
+    Verdict,
 )
+from modelrollout.core.analysis_policy import evaluate
 from modelrollout.core.observation import AnalysisMeasurements
 from modelrollout.core.revision import compute_revision
 from tests.unit.builders import canary, deployment_spec
@@ -239,3 +242,31 @@ def test_a_step_narrows_the_metrics_and_sets_the_count() -> None:
     assert narrowed.count == 5
     assert effective_analysis(base, BackgroundAnalysis()).metrics == base.metrics
     assert effective_analysis(base, None) == base
+
+
+def test_a_failing_metric_source_is_a_warning_event_once_per_cause() -> None:
+    rollout = at_analysis_step(None)
+    rollout.evaluate = evaluate
+    plan = rollout.reconcile()
+
+    def measured(message: str) -> list[str]:
+        nonlocal plan
+        due = plan.analysis_due
+        assert due is not None
+        rollout.cluster.now = max(rollout.cluster.now, due.measure_at)
+        results = (
+            MetricResult(
+                metric="p99",
+                verdict=Verdict.ERROR,
+                message=message,
+                measured_at=rollout.cluster.now,
+            ),
+        )
+        plan = rollout.reconcile(AnalysisMeasurements(due.key, rollout.cluster.now, results))
+        return [e.message for e in plan.events if e.reason == "MetricSourceError"]
+
+    secret = "Secret ns/prom-auth not found"
+    assert measured(secret) == [f"step 2/3: metric p99: {secret}"]
+    assert measured(secret) == []  # the same cause again: no new event
+    assert secret in plan.status.message  # and the status names it meanwhile
+    assert measured("HTTP 401: unauthorized") == ["step 2/3: metric p99: HTTP 401: unauthorized"]

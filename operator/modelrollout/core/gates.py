@@ -10,12 +10,14 @@ from modelrollout.api import (
     AnalysisKind,
     AnalysisRunPhase,
     AnalysisSpec,
+    AnalysisStatus,
     AnalysisStepSpec,
     BackgroundAnalysis,
     Outcome,
     PauseReason,
     Phase,
     ValidationResult,
+    Verdict,
 )
 from modelrollout.core.decision_state import DecisionState
 from modelrollout.core.plan import AnalysisRequest, ValidationRequest
@@ -99,6 +101,20 @@ def effective_analysis(
     return base.model_copy(update=update)
 
 
+def _measurement_errors(analysis: AnalysisStatus | None) -> set[tuple[str, str]]:
+    if analysis is None:
+        return set()
+    return {(r.metric, r.message) for r in analysis.results if r.verdict is Verdict.ERROR}
+
+
+def _report_measurement_errors(
+    ctx: DecisionState, label: str, before: AnalysisStatus | None, after: AnalysisStatus
+) -> None:
+    """A Warning event for each metric whose source fails in a new way (once per cause)."""
+    for metric, message in sorted(_measurement_errors(after) - _measurement_errors(before)):
+        ctx.event("Warning", "MetricSourceError", f"{label}: metric {metric}: {message}")
+
+
 def run_analysis(
     ctx: DecisionState,
     kind: AnalysisKind,
@@ -144,6 +160,7 @@ def run_analysis(
         request, ctx.st.analysis, fresh if fresh is not None and fresh.key == key else None, ctx.now
     )
     if outcome.analysis is not None:
+        _report_measurement_errors(ctx, label, ctx.st.analysis, outcome.analysis)
         ctx.st.analysis = outcome.analysis
     verdict = outcome.verdict
     if verdict == AnalysisRunPhase.SUCCESSFUL:
