@@ -1,0 +1,175 @@
+"""Faults on the real API server: a missing HTTPRoute and a missing or refused Prometheus credential
+show in the ModelDeployment (status, one Warning event per cause, `kubectl describe`, the plugin),
+take no traffic from the stable, and clear by themselves once the cause is gone."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.operator_process import (
+    Operator,
+    apply,
+    apply_and_settle,
+    deployments,
+    events,
+    healthy_on,
+    install_crds,
+    md_manifest,
+    model,
+    revision,
+    roll_to,
+    status,
+    wait_for,
+)
+from tests.integration.test_cli_kubectl import plugin
+from tests.testenv.controlplane import ControlPlane
+
+pytestmark = pytest.mark.cluster
+
+CRDS = Path(__file__).parent / "crds"
+ROUTE = "fraud-route"
+
+
+@pytest.fixture(scope="module")
+def httproute_crd(control_plane: ControlPlane) -> None:
+    install_crds(control_plane, CRDS / "httproute.yaml", "httproutes.gateway.networking.k8s.io")
+
+
+def route(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": ROUTE},
+        "spec": {"rules": [{"backendRefs": [{"name": f"{name}-stable", "port": 8080}]}]},
+    }
+
+
+def warnings(cp: ControlPlane, namespace: str, name: str, reason: str) -> list[str]:
+    return [
+        e["message"]
+        for e in events(cp, namespace, name)
+        if e["type"] == "Warning" and e["reason"] == reason
+    ]
+
+
+def progressing_reason(st: dict[str, Any]) -> str:
+    conditions = st.get("conditions") or []
+    return next((c["reason"] for c in conditions if c["type"] == "Progressing"), "")
+
+
+def test_a_missing_route_holds_the_rollout_says_so_once_and_clears_when_created(
+    control_plane: ControlPlane, httproute_crd: None, namespace: str, operator: Operator
+) -> None:
+    cp, name = control_plane, "routed"
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    routing = {"gatewayAPI": {"httpRoute": ROUTE}}
+    manifest = md_manifest(
+        name, model("1"), {"canary": {"steps": steps, "trafficRouting": routing}}
+    )
+    apply(cp, namespace, manifest)
+    cause = f"HTTPRoute {namespace}/{ROUTE} not found"
+
+    def held() -> dict[str, Any] | None:
+        st = status(cp, namespace, name)
+        return st if st.get("pauseReason") == "Fault" and cause in st.get("message", "") else None
+
+    st = wait_for("the rollout held on the missing route", held)
+    assert st["phase"] == "Paused"
+    assert progressing_reason(st) == "TrafficRoutingError"
+    # The operator looks again every few seconds; the event is posted once for the cause.
+    wait_for("three attempts", lambda: operator.log().count(cause) >= 3, timeout=60)
+    assert len(warnings(cp, namespace, name, "TrafficRoutingError")) == 1
+    described = cp.kubectl("describe", "modeldeployment", name, "-n", namespace).stdout
+    assert cause in described and "TrafficRoutingError" in described
+    assert cause in plugin(cp, "status", name, "-n", namespace).stdout
+    # The route appears: the first revision goes on to Healthy by itself.
+    apply(cp, namespace, route(name))
+    wait_for(
+        "Healthy once the route exists", lambda: healthy_on(cp, namespace, name, revision(manifest))
+    )
+    assert status(cp, namespace, name).get("pauseReason") is None
+
+
+class _Unauthorized(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"status": "error", "error": "unauthorized"}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_prometheus() -> Iterator[str]:
+    """A Prometheus stand-in on loopback that refuses every request with 401."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorized)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_missing_and_refused_prometheus_credentials_show_in_the_status_and_events(
+    control_plane: ControlPlane, namespace: str, operator: Operator, refusing_prometheus: str
+) -> None:
+    cp, name = control_plane, "scored"
+    analysis = {
+        "interval": "2s",
+        "prometheus": {
+            "address": refusing_prometheus,
+            "auth": {"bearerTokenSecret": {"name": "prom-auth", "key": "token"}},
+        },
+        "metrics": [{"name": "errors", "builtin": "errorRate", "max": 0.01}],
+    }
+    steps = [{"setWeight": 50}, {"analysis": {}}]
+    manifest = md_manifest(name, model("1"), {"canary": {"steps": steps}}, 2, analysis=analysis)
+    stable = apply_and_settle(cp, namespace, manifest)
+    roll_to(cp, namespace, manifest, "2")
+    missing = f"Secret {namespace}/prom-auth not found"
+
+    def measured(text: str) -> dict[str, Any] | None:
+        st = status(cp, namespace, name)
+        results = (st.get("analysis") or {}).get("results") or []
+        return st if any(text in r.get("message", "") for r in results) else None
+
+    st = wait_for("the missing Secret in status.analysis", lambda: measured(missing))
+    assert st["stableRevision"] == stable
+    wait_for(
+        "a MetricSourceError event naming the Secret",
+        lambda: any(missing in m for m in warnings(cp, namespace, name, "MetricSourceError")),
+    )
+    assert missing in cp.kubectl("describe", "modeldeployment", name, "-n", namespace).stdout
+    # The Secret appears; Prometheus then refuses the token: a new cause, a new event.
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "prom-auth"},
+        "stringData": {"token": "not-accepted"},
+    }
+    cp.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(secret))
+    wait_for("the 401 in status.analysis", lambda: measured("HTTP 401"))
+    wait_for(
+        "a MetricSourceError event for the 401",
+        lambda: any("HTTP 401" in m for m in warnings(cp, namespace, name, "MetricSourceError")),
+    )
+    assert len([m for m in warnings(cp, namespace, name, "MetricSourceError") if missing in m]) == 1
+    # Never promoted on errors, and the stable keeps its pods.
+    st = status(cp, namespace, name)
+    assert st["stableRevision"] == stable
+    assert deployments(cp, namespace, name)[stable] == 2
