@@ -39,6 +39,8 @@ class SimCluster:
     router: TrafficObservation | None = None
     generation: int = 1
     analysis_available: bool = False
+    # A router that takes no writes (its object is edited back, or the write never lands).
+    router_stuck: bool = False
 
     def observe(self, measurements: AnalysisMeasurements | None = None) -> Observation:
         return Observation(
@@ -68,7 +70,7 @@ class SimCluster:
             self.deployments.pop(revision, None)
         routed = is_blue_green(spec) or not uses_replica_weights(spec)
         traffic = plan.traffic
-        if routed and traffic.stable_revision is not None:
+        if routed and traffic.stable_revision is not None and not self.router_stuck:
             self.router = TrafficObservation(
                 stable_revision=traffic.stable_revision,
                 canary_revision=traffic.canary_revision,

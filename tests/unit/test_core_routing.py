@@ -54,7 +54,38 @@ def test_exact_router_runs_the_canary_at_full_size_and_weights_only_ready_pods()
     plan = rollout.reconcile()
     assert plan.traffic.canary_weight == 30
     assert plan.traffic.canary_revision == candidate
+    # The weight is asked for; the step completes once the router reads it back.
+    assert plan.status.current_step_index == 0
+    assert plan.status.canary_weight == 0
+    assert "waiting for the router to confirm" in plan.status.message
+    plan = rollout.reconcile()
+    assert plan.status.current_step_index == 1
+    assert plan.status.canary_weight == 30
     assert plan.status.phase == Phase.PAUSED
+
+
+def test_a_router_that_never_confirms_pauses_the_step_and_goes_on_once_it_does() -> None:
+    rollout = healthy()
+    rollout.change_spec(spec("2"))
+    candidate = compute_revision(rollout.spec)
+    rollout.cluster.router_stuck = True
+    rollout.reconcile()
+    rollout.cluster.make_ready(candidate)
+    plan = rollout.reconcile()
+    assert plan.traffic.canary_weight == 30  # written each time
+    assert plan.status.phase == Phase.PROGRESSING and plan.status.current_step_index == 0
+    assert plan.requeue_after is not None and plan.requeue_after <= 2
+    rollout.cluster.tick(rollout.spec.progress_deadline_seconds + 1)
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.PAUSED
+    assert plan.status.pause_reason == "WeightNotConfirmed"
+    assert "the router holds 0% after 600s" in plan.status.message
+    assert plan.status.canary_weight == 0
+    assert plan.status.stable_revision != candidate
+    rollout.cluster.router_stuck = False
+    rollout.reconcile()
+    plan = rollout.reconcile()
+    assert plan.status.current_step_index == 1 and plan.status.canary_weight == 30
 
 
 def promoting() -> tuple[SimRollout, str, str]:

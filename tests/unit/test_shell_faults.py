@@ -127,8 +127,10 @@ def test_a_route_that_does_not_reference_our_services_names_the_route() -> None:
 def test_a_promote_sent_during_a_fault_stays_pending_and_acts_afterwards() -> None:
     kube, shell, _ = healthy_on_the_gateway()
     start_v2(kube, shell)
-    reconcile_sync(shell, NS, NAME)
+    reconcile_sync(shell, NS, NAME)  # writes 30 %
+    reconcile_sync(shell, NS, NAME)  # reads it back: the step is complete
     assert status(kube)["phase"] == "Paused" and status(kube)["currentStepIndex"] == 1
+    assert status(kube)["canaryWeight"] == 30
     kube.remove(HTTPROUTES, NS, ROUTE)
     kube.edit(MODELDEPLOYMENTS, NS, NAME, lambda md: md.setdefault("status", {}))
     kube.merge_patch(MODELDEPLOYMENTS, NS, NAME, {"status": {"promote": "t1"}}, "status")

@@ -88,6 +88,7 @@ class PauseReason(StrEnum):
     ANALYSIS_ERROR = "AnalysisError"
     SPEC_PAUSED = "SpecPaused"
     FAULT = "Fault"
+    WEIGHT_NOT_CONFIRMED = "WeightNotConfirmed"
 
 
 PAUSE_REASON_MEANINGS = {
@@ -98,6 +99,8 @@ PAUSE_REASON_MEANINGS = {
     PauseReason.ANALYSIS_INCONCLUSIVE: "past inconclusiveLimit: promote, abort or retry",
     PauseReason.ANALYSIS_ERROR: "past consecutiveErrorLimit: resumes when measuring works again",
     PauseReason.SPEC_PAUSED: "spec.paused is true",
+    PauseReason.WEIGHT_NOT_CONFIRMED: "the router has not read back a setWeight step's weight "
+    "within progressDeadlineSeconds; goes on by itself once it does",
     PauseReason.FAULT: "the operator could not observe or act (the Progressing condition and a "
     "Warning event name the object and the cause); resumes by itself once the cause is gone",
 }

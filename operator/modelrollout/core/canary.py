@@ -30,7 +30,7 @@ from modelrollout.api import (
     parse_duration,
 )
 from modelrollout.core.controls import Controls
-from modelrollout.core.decision_state import DecisionState
+from modelrollout.core.decision_state import ROUTER_RECHECK_SECONDS, DecisionState
 from modelrollout.core.gates import Gate, before_traffic, run_analysis, wait_for_pods
 from modelrollout.core.plan import TrafficPlan
 from modelrollout.core.routing import (
@@ -74,6 +74,45 @@ def _advance(ctx: DecisionState, index: int, total: int, step: CanaryStep) -> in
     ctx.st.step_started_at = ctx.now
     ctx.event("Normal", "StepCompleted", f"step {index + 1}/{total} ({_describe(step)}) completed")
     return index + 1
+
+
+def routed_weight(ctx: DecisionState) -> int | None:
+    """The candidate's weight as the router reads it back; None for the replicas router, whose
+    weight is the ready pods themselves.
+
+    A step's weight counts only once the routing object holds it (as Argo Rollouts verifies
+    weights): status.canaryWeight never claims more than the router does.
+    """
+    if uses_replica_weights(ctx.spec):
+        return None
+    seen = ctx.obs.traffic
+    if seen is None or seen.canary_revision != ctx.st.canary_revision:
+        return 0
+    return seen.canary_weight
+
+
+def _wait_for_router(ctx: DecisionState, what: str) -> StepResult:
+    """The weight is written; wait until the router reads it back, for progressDeadlineSeconds.
+
+    The same bound as for the step's pods: a router that never confirms is as stuck as pods that
+    never get ready, but it pauses instead of rolling back (the candidate did nothing wrong), and
+    the rollout goes on by itself once the router confirms.
+    """
+    deadline = ctx.spec.progress_deadline_seconds
+    holds = routed_weight(ctx)
+    ctx.requeue_in(ROUTER_RECHECK_SECONDS)
+    if ctx.deadline_passed(ctx.st.step_started_at, deadline):
+        ctx.pause(
+            PauseReason.WEIGHT_NOT_CONFIRMED,
+            f"{what}: the router holds {holds}% after {deadline}s: check the routing object",
+        )
+    else:
+        ctx.set_phase(
+            Phase.PROGRESSING,
+            f"{what}: waiting for the router to confirm (it holds {holds}%)",
+            "WaitingForRouter",
+        )
+    return IN_PROGRESS
 
 
 def post_promotion_index(steps: list[CanaryStep]) -> int:
@@ -137,6 +176,10 @@ def _run_steps(ctx: DecisionState, steps: list[CanaryStep], index: int) -> StepR
             needed = needed_canary_replicas(ctx, step.set_weight)
             if ready < needed:
                 return wait_for_pods(ctx, f"{label} setWeight {step.set_weight}", ready, needed)
+            # With no pod to send it to (spec.replicas 0) the router is asked for 0.
+            expected = step.set_weight if ready > 0 else 0
+            if routed_weight(ctx) not in (None, expected):
+                return _wait_for_router(ctx, f"{label} setWeight {step.set_weight}")
             index = _advance(ctx, index, total, step)
             continue
         if step.pause is not None:
@@ -222,7 +265,7 @@ def canary_layout(ctx: DecisionState) -> RolloutLayout:
     active = None
     if index > len(steps):
         # Everything goes to the candidate only while it can take it; else the stable takes it.
-        switched = ctx.candidate_holds_all_traffic()
+        switched = ctx.candidate_holds_all_traffic(routed_weight(ctx))
         weight = 100 if switched else 0
         if uses_replica_weights(ctx.spec):
             active = candidate if switched else stable
@@ -230,6 +273,9 @@ def canary_layout(ctx: DecisionState) -> RolloutLayout:
         weight = effective_weight(ctx.ready(stable), ready)
     else:
         weight = reached if ready > 0 else 0
+        at_weight_step = index < len(steps) and steps[index].set_weight is not None
+        if at_weight_step and ready >= target and ready > 0:
+            weight = steps[index].set_weight or 0  # asked for; the step completes once read back
     traffic = TrafficPlan(
         stable_revision=stable,
         canary_revision=candidate,
@@ -240,6 +286,7 @@ def canary_layout(ctx: DecisionState) -> RolloutLayout:
         stable_replicas=ctx.spec.replicas,
         candidate_replicas=0 if validating else target,
         traffic=traffic,
+        reported_weight=routed_weight(ctx),
     )
 
 

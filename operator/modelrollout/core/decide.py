@@ -145,7 +145,8 @@ def _lay_out(ctx: DecisionState, layout: RolloutLayout) -> None:
     assert stable is not None and candidate is not None
     ctx.desired[stable] = layout.stable_replicas
     ctx.desired[candidate] = layout.candidate_replicas
-    st.canary_weight = layout.traffic.canary_weight
+    reported = layout.reported_weight
+    st.canary_weight = layout.traffic.canary_weight if reported is None else reported
     ctx.traffic = layout.traffic
 
 

@@ -85,16 +85,17 @@ class DecisionState:
         seen = self.obs.revisions.get(revision)
         return seen.ready_replicas if seen is not None else 0
 
-    def candidate_holds_all_traffic(self) -> bool:
+    def candidate_holds_all_traffic(self, routed_weight: int | None = None) -> bool:
         """Whether the candidate may take all traffic (blue/green switch, canary post-promotion).
 
-        It moves there only with all its pods ready; once there (status.canaryWeight 100 from
-        the previous decision) it stays while any pod is ready, so a scale-up does not switch
-        back. With none ready (spec.replicas 0 included) the stable takes the traffic back until
-        all are ready again.
+        It moves there only with all its pods ready; once there it stays while any pod is ready,
+        so a scale-up does not switch back. "There" is the router's read-back (`routed_weight`)
+        for routers that hold weights, else status.canaryWeight 100 from the previous decision.
+        With none ready (spec.replicas 0 included) the stable takes the traffic back until all
+        are ready again.
         """
         ready = self.ready(self.st.canary_revision)
-        held = self.st.canary_weight == 100
+        held = (self.st.canary_weight if routed_weight is None else routed_weight) == 100
         return ready > 0 and (ready >= self.spec.replicas or held)
 
     def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:

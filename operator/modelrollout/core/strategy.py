@@ -20,12 +20,15 @@ from modelrollout.core.step_outcome import StepResult
 class RolloutLayout:
     """Replicas and traffic while a candidate rolls out next to the stable.
 
-    `traffic.canary_weight` is also what status.canaryWeight reports.
+    status.canaryWeight reports `reported_weight`, else `traffic.canary_weight`.
     """
 
     stable_replicas: int
     candidate_replicas: int
     traffic: TrafficPlan
+    # What status.canaryWeight reports when it is not `traffic.canary_weight`: the weight the
+    # router reads back, for routers that hold weights themselves.
+    reported_weight: int | None = None
 
 
 class RolloutStrategy(Protocol):
