@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,9 +30,10 @@ from modelrollout.api.names import (
     PLURAL,
     VERSION,
 )
-from modelrollout.kube import SERVICES, Kube
+from modelrollout.kube import HTTPROUTES, INGRESSES, SERVICES, VIRTUALSERVICES, Kube
 from modelrollout.kube.client import POOL_SIZE, make_api_client
 from modelrollout.shell import Shell, reconcile
+from modelrollout.traffic.weighted import last_writer
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,38 @@ async def service_event(
 async def validation_job_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
     # The validator's result: the Job's status changes once its pod has terminated.
     _wake(namespace, labels.get(NAME_LABEL))
+
+
+ROUTING_KINDS = {kind.plural: kind for kind in (HTTPROUTES, VIRTUALSERVICES, INGRESSES)}
+
+
+def watch_routing(plurals: Iterable[str]) -> None:
+    """Watch these kinds of routing objects (the chart passes the routers it grants RBAC for).
+
+    Someone else's change to a routing object that holds a rollout's weight (an Argo CD sync of
+    the route from Git, a person) wakes that rollout at once, which puts the weight back and says
+    who changed it; the routing objects are never polled.
+    """
+    for plural in plurals:
+        kind = ROUTING_KINDS[plural]
+        kopf.on.event(kind.group, kind.version, kind.plural, id=f"routing-{plural}")(routing_event)
+
+
+async def routing_event(
+    type: str | None,
+    namespace: str | None,
+    name: str | None,
+    body: kopf.Body,
+    resource: kopf.Resource,
+    **_: Any,
+) -> None:
+    if _shell is None or not namespace or not name:
+        return
+    if type != "DELETED" and last_writer(dict(body)) is None:
+        return  # our own write (or nobody changed it since)
+    users = _shell.routing_users.get((resource.plural, namespace, name), set())
+    for md_namespace, md_name in list(users):
+        _wake(md_namespace, md_name)
 
 
 async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:

@@ -2,6 +2,7 @@
 
 modelrollout-operator [--namespace NS ...| --all-namespaces] [--liveness URL]
                       [--peering NAME | --standalone] [--priority N] [--metrics-port 8000]
+                      [--watch-routing httproutes|virtualservices|ingresses ...]
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--metrics-port", type=int, default=8000, help="port of /metrics (0 disables it)"
     )
     parser.add_argument("--metrics-address", default="0.0.0.0")
+    parser.add_argument(
+        "--watch-routing",
+        action="append",
+        default=[],
+        choices=("httproutes", "virtualservices", "ingresses"),
+        help="watch these routing objects for changes by others (repeatable; needs list/watch)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("-q", "--quiet", action="store_true")
@@ -48,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Importing registers the handlers with Kopf's default registry.
     from modelrollout import handlers, metrics
 
-    del handlers
+    handlers.watch_routing(args.watch_routing)
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
     kopf.run(

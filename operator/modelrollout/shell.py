@@ -53,6 +53,7 @@ from modelrollout.kube.rest import JSON
 from modelrollout.kube.status import write_status_as_decided
 from modelrollout.traffic.base import RoutedObject, TrafficRouter
 from modelrollout.traffic.factory import router_for
+from modelrollout.traffic.weighted import WeightedRouter
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,25 @@ class Shell:
     # resourceVersion of our own last status write per object, so its watch event is ignored.
     written: dict[tuple[str, str], str] = field(default_factory=dict)
     invalid: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The routing objects holding weights, (plural, namespace, name) -> the ModelDeployments
+    # (namespace, name) that write them: a change by someone else wakes those (handlers.py).
+    routing_users: dict[tuple[str, str, str], set[tuple[str, str]]] = field(default_factory=dict)
 
     def forget_applied(self, kind: ResourceKind, namespace: str, name: str) -> None:
         """The child is gone: the next reconcile sends its manifest again."""
         self.applied.pop((kind.plural, namespace, name), None)
 
+    def use_routing_object(
+        self, kind: ResourceKind, where: tuple[str, str], md: tuple[str, str]
+    ) -> None:
+        """`md` (namespace, name) writes its weights into the routing object `where`."""
+        for users in self.routing_users.values():
+            users.discard(md)  # a spec may name another routing object than before
+        self.routing_users.setdefault((kind.plural, *where), set()).add(md)
+
     def forget(self, namespace: str, name: str) -> None:
+        for users in self.routing_users.values():
+            users.discard((namespace, name))
         self.written.pop((namespace, name), None)
         self.invalid.pop((namespace, name), None)
         prefix = f"{name}-"
@@ -226,6 +240,10 @@ def _parse(shell: Shell, body: JSON) -> _ParsedObject | None:
         return None
     owner = OwnerRef.for_md(name, meta["uid"])
     target = RoutedObject(name, namespace, owner.manifest())
+    router = router_for(spec, shell.kube)
+    if isinstance(router, WeightedRouter):
+        kind, where_namespace, where_name = router.weight_object(target)
+        shell.use_routing_object(kind, (where_namespace, where_name), (namespace, name))
     return _ParsedObject(
         body=body,
         name=name,
@@ -234,7 +252,7 @@ def _parse(shell: Shell, body: JSON) -> _ParsedObject | None:
         status=status,
         owner=owner,
         target=target,
-        router=router_for(spec, shell.kube),
+        router=router,
         revision=compute_revision(spec),
     )
 

@@ -173,3 +173,48 @@ def test_missing_and_refused_prometheus_credentials_show_in_the_status_and_event
     st = status(cp, namespace, name)
     assert st["stableRevision"] == stable
     assert deployments(cp, namespace, name)[stable] == 2
+
+
+def route_weights(cp: ControlPlane, namespace: str) -> dict[str, int]:
+    route_now = json.loads(
+        cp.kubectl("get", "httproute", ROUTE, "-n", namespace, "-o", "json").stdout
+    )
+    refs = route_now["spec"]["rules"][0]["backendRefs"]
+    return {ref["name"]: ref.get("weight", 1) for ref in refs}
+
+
+def test_a_route_changed_by_someone_else_is_put_back_at_once_and_the_change_named(
+    control_plane: ControlPlane, httproute_crd: None, namespace: str, crd: str, tmp_path: Path
+) -> None:
+    cp, name = control_plane, "synced"
+    apply(cp, namespace, route(name))
+    steps = [{"setWeight": 30}, {"pause": {}}]  # paused for good: nothing else would wake it
+    strategy = {"canary": {"steps": steps, "trafficRouting": {"gatewayAPI": {"httpRoute": ROUTE}}}}
+    manifest = md_manifest(name, model("1"), strategy)
+    args = ("--standalone", "--watch-routing", "httproutes")
+    with Operator(cp, namespace, tmp_path, *args).start():
+        apply_and_settle(cp, namespace, manifest)
+        roll_to(cp, namespace, manifest, "2")
+        wait_for(
+            "paused at 30 %",
+            lambda: (
+                (st := status(cp, namespace, name)).get("phase") == "Paused"
+                and st.get("canaryWeight") == 30
+            ),
+        )
+        expected = {f"{name}-stable": 70, f"{name}-canary": 30}
+        assert route_weights(cp, namespace) == expected
+        # As an Argo CD sync of the route from Git would: all traffic back on the stable.
+        reset = {"spec": {"rules": [{"backendRefs": [{"name": f"{name}-stable", "port": 8080}]}]}}
+        cp.kubectl(
+            "patch", "httproute", ROUTE, "-n", namespace, "--type=merge", "-p", json.dumps(reset)
+        )
+        wait_for("the weights put back", lambda: route_weights(cp, namespace) == expected)
+        changed = wait_for(
+            "a TrafficRoutingChanged event",
+            lambda: warnings(cp, namespace, name, "TrafficRoutingChanged"),
+        )
+        assert f"HTTPRoute {namespace}/{ROUTE} was changed by kubectl-patch" in changed[0]
+        wait_for(
+            "the status at 30 % again", lambda: status(cp, namespace, name)["canaryWeight"] == 30
+        )

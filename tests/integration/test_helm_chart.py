@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from modelrollout.operator_main import parse_args
 from tests.integration.helm_chart import (
     CHART,
     EVERYTHING,
@@ -104,6 +105,25 @@ def test_routers_and_peering_add_their_rules_only_when_enabled() -> None:
     }
     assert ("kopf.dev", "kopfpeerings") in namespaced
     assert ("kopf.dev", "clusterkopfpeerings") not in namespaced
+
+
+def test_the_enabled_routers_objects_are_watched_and_only_those() -> None:
+    def operator_args(*flags: str) -> list[str]:
+        (deployment,) = of_kind(render(*flags), "Deployment")
+        args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return args
+
+    assert not [a for a in operator_args() if a.startswith("--watch-routing")]
+    routers = ("gatewayAPI", "istio", "nginx")
+    args = operator_args(*(f for r in routers for f in ("--set", f"trafficRouting.{r}=true")))
+    watched = [a for a in args if a.startswith("--watch-routing")]
+    assert watched == [
+        "--watch-routing=httproutes",
+        "--watch-routing=virtualservices",
+        "--watch-routing=ingresses",
+    ]
+    parsed = parse_args([a.replace("$(POD_INDEX)", "0") for a in args])
+    assert parsed.watch_routing == ["httproutes", "virtualservices", "ingresses"]
 
 
 def test_watch_namespaces_use_roles_not_cluster_wide_rights() -> None:

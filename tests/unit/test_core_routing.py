@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from modelrollout.api import ModelDeploymentSpec, Phase
@@ -190,3 +191,27 @@ def test_history_keeps_the_model_needed_for_undo() -> None:
     assert [h.model_version for h in promoted] == ["2", "1"]
     assert promoted[1].model is not None
     assert promoted[1].model.uri == "s3://models/fraud/1.skops"
+
+
+def test_someone_else_moving_the_weight_is_put_back_and_named_once() -> None:
+    rollout = healthy()
+    rollout.change_spec(spec("2"))
+    plan = rollout.settle()
+    assert (plan.status.phase, plan.status.canary_weight) == (Phase.PAUSED, 30)
+    router = rollout.cluster.router
+    assert router is not None
+    # An Argo CD sync of the route from Git: all traffic back on the stable.
+    rollout.cluster.router = replace(
+        router, canary_weight=0, changed_by="argocd-controller", routing_object="HTTPRoute ns/fraud"
+    )
+    plan = rollout.reconcile()
+    changed = [e.message for e in plan.events if e.reason == "TrafficRoutingChanged"]
+    assert changed == [
+        f"HTTPRoute ns/fraud was changed by argocd-controller: it sends 0% to revision "
+        f"{plan.status.canary_revision}, the rollout 30%; setting it back"
+    ]
+    assert plan.traffic.canary_weight == 30  # written back
+    assert plan.status.canary_weight == 0  # the status claims what the router holds
+    plan = rollout.reconcile()
+    assert plan.status.canary_weight == 30
+    assert not [e for e in plan.events if e.reason == "TrafficRoutingChanged"]

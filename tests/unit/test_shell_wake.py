@@ -17,9 +17,10 @@ import pytest
 
 from modelrollout import handlers
 from modelrollout.api.names import HOLDOUT_JOB_LABEL, KOPF_PREFIX, NAME_LABEL
-from modelrollout.kube import DEPLOYMENTS, MODELDEPLOYMENTS, SERVICES, ResourceKind
+from modelrollout.kube import DEPLOYMENTS, HTTPROUTES, MODELDEPLOYMENTS, SERVICES, ResourceKind
 from modelrollout.kube.rest import JSON
 from modelrollout.shell import Shell, reconcile_sync
+from modelrollout.traffic.weighted import last_writer
 from tests.unit.fake_kube import FakeKube, model, model_deployment
 
 NS, NAME = "ml", "fraud"
@@ -173,3 +174,55 @@ async def test_spec_changes_and_validation_jobs_wake_only_running_daemons(kube: 
     assert woken(waker)
     await called_as_kopf_does(handlers.spec_changed)(namespace=NS, name="no-daemon")
     assert set(handlers._wakers) == {(NS, NAME)}
+
+
+def managed(*entries: tuple[str, str]) -> list[JSON]:
+    return [{"manager": m, "operation": "Update", "time": t} for m, t in entries]
+
+
+def test_the_last_writer_is_whoever_changed_the_object_after_us() -> None:
+    ours = ("modelrollout", "2026-01-01T12:00:05Z")
+    assert last_writer({"metadata": {"managedFields": managed(ours)}}) is None
+    kubectl = ("kubectl-patch", "2026-01-01T12:00:09Z")
+    assert last_writer({"metadata": {"managedFields": managed(ours, kubectl)}}) == "kubectl-patch"
+    later = ("modelrollout", "2026-01-01T12:00:10Z")
+    assert last_writer({"metadata": {"managedFields": managed(kubectl, later)}}) is None
+    assert last_writer({"metadata": {}}) is None
+
+
+async def test_a_routing_object_changed_by_someone_else_wakes_the_rollouts_that_write_it(
+    kube: FakeKube,
+) -> None:
+    waker, other = daemon(), daemon("other")
+    shell().use_routing_object(HTTPROUTES, (NS, "fraud-route"), (NS, NAME))
+    route: JSON = {"metadata": {"name": "fraud-route", "namespace": NS}}
+    resource = kopf.Resource("gateway.networking.k8s.io", "v1", "httproutes")
+
+    async def routing_watch(*writers: tuple[str, str], name: str = "fraud-route") -> None:
+        seen = dict(route, metadata=dict(route["metadata"], managedFields=managed(*writers)))
+        await called_as_kopf_does(handlers.routing_event)(
+            type="MODIFIED",
+            namespace=NS,
+            name=name,
+            body=kopf.Body(cast(kopf.RawBody, seen)),
+            resource=resource,
+        )
+
+    await routing_watch(("modelrollout", "2026-01-01T12:00:05Z"))
+    assert not woken(waker)  # our own weight write
+    await routing_watch(
+        ("modelrollout", "2026-01-01T12:00:05Z"), ("argocd", "2026-01-01T12:01:00Z")
+    )
+    assert woken(waker)
+    assert not woken(other)
+    await routing_watch(("argocd", "2026-01-01T12:01:00Z"), name="unrelated-route")
+    assert not woken(waker)
+    # A spec naming another route: the old one wakes it no more.
+    shell().use_routing_object(HTTPROUTES, (NS, "new-route"), (NS, NAME))
+    await routing_watch(("argocd", "2026-01-01T12:02:00Z"))
+    assert not woken(waker)
+
+
+def test_a_change_in_the_same_second_as_ours_counts_as_someone_else_s() -> None:
+    same = managed(("modelrollout", "2026-01-01T12:00:05Z"), ("argocd", "2026-01-01T12:00:05Z"))
+    assert last_writer({"metadata": {"managedFields": same}}) == "argocd"

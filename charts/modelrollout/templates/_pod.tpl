@@ -49,6 +49,15 @@ spec:
         {{- else if eq .Values.logLevel "debug" }}
         - --debug
         {{- end }}
+        {{- if .Values.trafficRouting.gatewayAPI }}
+        - --watch-routing=httproutes
+        {{- end }}
+        {{- if .Values.trafficRouting.istio }}
+        - --watch-routing=virtualservices
+        {{- end }}
+        {{- if .Values.trafficRouting.nginx }}
+        - --watch-routing=ingresses
+        {{- end }}
         {{- range .Values.extraArgs }}
         - {{ . | quote }}
         {{- end }}

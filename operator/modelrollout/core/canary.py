@@ -115,6 +115,26 @@ def _wait_for_router(ctx: DecisionState, what: str) -> StepResult:
     return IN_PROGRESS
 
 
+def _report_routing_change(ctx: DecisionState, target: int) -> None:
+    """A Warning event when someone else moved the weight away from what the router held.
+
+    The router held `target` at the previous decision (status.canaryWeight) and holds something
+    else now, without the rollout asking: another client wrote the routing object (an Argo CD
+    sync, a person). The shell writes `target` back with this plan.
+    """
+    held = routed_weight(ctx)
+    seen = ctx.obs.traffic
+    if held is None or seen is None or held == target or ctx.st.canary_weight != target:
+        return
+    ctx.event(
+        "Warning",
+        "TrafficRoutingChanged",
+        f"{seen.routing_object or 'the routing object'} was changed by "
+        f"{seen.changed_by or 'another client'}: it sends {held}% to revision "
+        f"{ctx.st.canary_revision}, the rollout {target}%; setting it back",
+    )
+
+
 def post_promotion_index(steps: list[CanaryStep]) -> int:
     """status.currentStepIndex of the post-promotion window."""
     return len(steps) + 1
@@ -300,7 +320,9 @@ class CanaryRollout(RolloutStrategy):
         return step_canary(ctx, controls)
 
     def rollout_layout(self, ctx: DecisionState) -> RolloutLayout:
-        return canary_layout(ctx)
+        layout = canary_layout(ctx)
+        _report_routing_change(ctx, layout.traffic.canary_weight)
+        return layout
 
     def settled_traffic(self, stable: str | None) -> TrafficPlan:
         return TrafficPlan(stable_revision=stable)

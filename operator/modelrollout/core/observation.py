@@ -30,6 +30,10 @@ class TrafficObservation:
     canary_weight: int
     active_revision: str | None = None
     preview_revision: str | None = None
+    # The object that holds the weight ("HTTPRoute ml/fraud"), for messages.
+    routing_object: str = ""
+    # Who changed it last, when not this operator (its field manager, e.g. "argocd-controller").
+    changed_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from modelrollout.kube import HTTPROUTES, Kube
+from modelrollout.kube import HTTPROUTES, Kube, ResourceKind
 from modelrollout.traffic.base import JSON, RoutedObject, RouterError
 from modelrollout.traffic.patching import split, update_spec
 from modelrollout.traffic.weighted import WeightedRouter
@@ -77,6 +77,8 @@ class GatewayApiRouter(WeightedRouter):
             },
         )
 
-    def _read_weight(self, target: RoutedObject) -> int | None:
-        route = self.kube.get(HTTPROUTES, self._namespace(target), self.route)
-        return None if route is None else read_weight(route, target)
+    def weight_object(self, target: RoutedObject) -> tuple[ResourceKind, str, str]:
+        return HTTPROUTES, self._namespace(target), self.route
+
+    def _weight_in(self, obj: JSON, target: RoutedObject) -> int | None:
+        return read_weight(obj, target)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from modelrollout.kube import VIRTUALSERVICES, Kube
+from modelrollout.kube import VIRTUALSERVICES, Kube, ResourceKind
 from modelrollout.traffic.base import JSON, RoutedObject, RouterError
 from modelrollout.traffic.patching import split, update_spec
 from modelrollout.traffic.weighted import WeightedRouter
@@ -109,6 +109,8 @@ class IstioRouter(WeightedRouter):
             },
         )
 
-    def _read_weight(self, target: RoutedObject) -> int | None:
-        vs = self.kube.get(VIRTUALSERVICES, self._namespace(target), self.virtual_service)
-        return None if vs is None else read_weight(vs, target, self.routes)
+    def weight_object(self, target: RoutedObject) -> tuple[ResourceKind, str, str]:
+        return VIRTUALSERVICES, self._namespace(target), self.virtual_service
+
+    def _weight_in(self, obj: JSON, target: RoutedObject) -> int | None:
+        return read_weight(obj, target, self.routes)

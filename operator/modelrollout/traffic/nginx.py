@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from modelrollout.api.names import NAME_LABEL
-from modelrollout.kube import INGRESSES, Kube
+from modelrollout.kube import INGRESSES, Kube, ResourceKind
 from modelrollout.traffic.base import JSON, RoutedObject, RouterError
 from modelrollout.traffic.weighted import WeightedRouter
 
@@ -71,12 +71,11 @@ class NginxRouter(WeightedRouter):
             ) from error
         self.kube.apply(INGRESSES, canary)
 
-    def _read_weight(self, target: RoutedObject) -> int | None:
-        name = canary_ingress_name(self.stable_ingress)
-        ingress = self.kube.get(INGRESSES, target.namespace, name)
-        if ingress is None:
-            return None
-        raw = (ingress["metadata"].get("annotations") or {}).get(CANARY_WEIGHT, "0")
+    def weight_object(self, target: RoutedObject) -> tuple[ResourceKind, str, str]:
+        return INGRESSES, target.namespace, canary_ingress_name(self.stable_ingress)
+
+    def _weight_in(self, obj: JSON, target: RoutedObject) -> int | None:
+        raw = (obj["metadata"].get("annotations") or {}).get(CANARY_WEIGHT, "0")
         try:
             return max(0, min(100, int(raw)))
         except ValueError:

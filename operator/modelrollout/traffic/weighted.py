@@ -9,9 +9,28 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from modelrollout.core.observation import TrafficObservation
-from modelrollout.kube import Kube
-from modelrollout.traffic.base import RoutedObject
+from modelrollout.kube import Kube, ResourceKind
+from modelrollout.kube.rest import FIELD_MANAGER
+from modelrollout.traffic.base import JSON, RoutedObject
 from modelrollout.traffic.services import read_services
+
+
+def last_writer(obj: JSON) -> str | None:
+    """The field manager of the object's latest change when it is not this operator, else None.
+
+    managedFields record who wrote which fields and when (to the second): another manager whose
+    entry is at least as recent as ours changed it after us, e.g. "argocd-controller" after a sync
+    from Git. A tie counts as someone else: a needless look costs one reconcile, a missed change
+    would leave the weight wrong.
+    """
+    entries = [e for e in (obj.get("metadata") or {}).get("managedFields") or [] if e.get("time")]
+    ours = [str(e["time"]) for e in entries if e.get("manager") == FIELD_MANAGER]
+    since = max(ours, default="")
+    others = [e for e in entries if e.get("manager") != FIELD_MANAGER and str(e["time"]) >= since]
+    if not others:
+        return None
+    latest = max(others, key=lambda e: str(e["time"]))
+    return str(latest.get("manager") or "another client")
 
 
 class WeightedRouter(ABC):
@@ -22,8 +41,12 @@ class WeightedRouter(ABC):
         """Send `weight` percent to the canary Service and the rest to the stable one."""
 
     @abstractmethod
-    def _read_weight(self, target: RoutedObject) -> int | None:
-        """The canary weight in the routing object; None when the object is missing."""
+    def weight_object(self, target: RoutedObject) -> tuple[ResourceKind, str, str]:
+        """The object that holds the weight: (kind, namespace, name)."""
+
+    @abstractmethod
+    def _weight_in(self, obj: JSON, target: RoutedObject) -> int | None:
+        """The canary weight as `obj` holds it; None when it routes to neither Service."""
 
     def set_weight(
         self, target: RoutedObject, stable_revision: str, canary_revision: str | None, weight: int
@@ -40,8 +63,10 @@ class WeightedRouter(ABC):
         services = read_services(self.kube, target)
         if services is None:
             return None
-        weight = self._read_weight(target)
-        if weight is None:
+        kind, namespace, name = self.weight_object(target)
+        obj = self.kube.get(kind, namespace, name)
+        weight = None if obj is None else self._weight_in(obj, target)
+        if obj is None or weight is None:
             return None
         return TrafficObservation(
             stable_revision=services.stable_revision,
@@ -49,4 +74,6 @@ class WeightedRouter(ABC):
             canary_weight=weight if services.canary_revision else 0,
             active_revision=services.active_revision,
             preview_revision=services.preview_revision,
+            routing_object=f"{kind.kind} {namespace}/{name}",
+            changed_by=last_writer(obj),
         )
