@@ -212,6 +212,7 @@ def test_someone_else_moving_the_weight_is_put_back_and_named_once() -> None:
     ]
     assert plan.traffic.canary_weight == 30  # written back
     assert plan.status.canary_weight == 0  # the status claims what the router holds
+    assert plan.requeue_after is not None and plan.requeue_after <= 2  # and reads it back soon
     plan = rollout.reconcile()
     assert plan.status.canary_weight == 30
     assert not [e for e in plan.events if e.reason == "TrafficRoutingChanged"]

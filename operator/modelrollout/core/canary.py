@@ -321,7 +321,12 @@ class CanaryRollout(RolloutStrategy):
 
     def rollout_layout(self, ctx: DecisionState) -> RolloutLayout:
         layout = canary_layout(ctx)
-        _report_routing_change(ctx, layout.traffic.canary_weight)
+        target = layout.traffic.canary_weight
+        _report_routing_change(ctx, target)
+        if routed_weight(ctx) not in (None, target):
+            # The weight is written with this plan: read it back soon, so that the status
+            # reports it (routing objects are watched only for changes by others).
+            ctx.requeue_in(ROUTER_RECHECK_SECONDS)
         return layout
 
     def settled_traffic(self, stable: str | None) -> TrafficPlan:
