@@ -13,6 +13,9 @@ from modelrollout.api.common import (
     Duration,
     ObjectName,
     PathError,
+    WireBool,
+    WireFloat,
+    WireInt,
     cel,
     exactly_one,
 )
@@ -109,7 +112,7 @@ class PrometheusTLS(ApiModel):
         )
     )
 
-    insecure_skip_verify: bool = Field(
+    insecure_skip_verify: WireBool = Field(
         default=False, description="Skip verification of the server certificate (tests only)."
     )
     ca_secret: SecretKeyRef | None = Field(
@@ -156,10 +159,10 @@ class CompareToStable(ApiModel):
         )
     )
 
-    max_ratio: float | None = Field(
+    max_ratio: WireFloat | None = Field(
         default=None, ge=0, description="Fail when canary / stable is above this ratio, e.g. 1.5."
     )
-    min_ratio: float | None = Field(
+    min_ratio: WireFloat | None = Field(
         default=None, ge=0, description="Fail when canary / stable is below this ratio, e.g. 0.8."
     )
 
@@ -188,16 +191,16 @@ class JudgeSpec(ApiModel):
         default=JudgeDirection.INCREASE,
         description="Which change fails the canary: increase (e.g. latency), decrease, either.",
     )
-    confidence: float = Field(
+    confidence: WireFloat = Field(
         default=0.98, gt=0.5, lt=1.0, description="Confidence level of the interval, e.g. 0.98."
     )
-    allowed_increase: float = Field(
+    allowed_increase: WireFloat = Field(
         default=1.0, ge=1.0, le=100.0, description="Tolerated effect size upwards (>= 1), e.g. 1.1."
     )
-    allowed_decrease: float = Field(
+    allowed_decrease: WireFloat = Field(
         default=1.0, ge=0.0, le=1.0, description="Tolerated effect size downwards (<= 1), e.g. 0.9."
     )
-    min_samples: int = Field(
+    min_samples: WireInt = Field(
         default=20,
         ge=3,
         le=100000,
@@ -212,7 +215,7 @@ class DriftSpec(ApiModel):
         default=DriftMethod.PSI,
         description="psi (population stability index) or jensenShannon (distance, 0..1).",
     )
-    bins: int = Field(
+    bins: WireInt = Field(
         default=10, ge=2, le=100, description="Histogram bins for numeric predictions."
     )
 
@@ -261,8 +264,8 @@ class MetricSpec(ApiModel):
             "{{name}}, {{namespace}}, {{interval}}."
         ),
     )
-    min: float | None = Field(default=None, description="Fail when the value is below this.")
-    max: float | None = Field(default=None, description="Fail when the value is above this.")
+    min: WireFloat | None = Field(default=None, description="Fail when the value is below this.")
+    max: WireFloat | None = Field(default=None, description="Fail when the value is above this.")
     compare_to_stable: CompareToStable | None = Field(
         default=None, description="Fail when the canary/stable ratio leaves these bounds."
     )
@@ -311,7 +314,7 @@ class AnalysisSpec(ApiModel):
     )
 
     interval: Duration = Field(default="30s", description="Time between two measurements.")
-    count: int = Field(
+    count: WireInt = Field(
         default=3,
         ge=1,
         le=100,
@@ -321,19 +324,19 @@ class AnalysisSpec(ApiModel):
     metrics: list[MetricSpec] = Field(
         min_length=1, max_length=MAX_METRICS, description="The metrics judged at each measurement."
     )
-    failure_limit: int = Field(
+    failure_limit: WireInt = Field(
         default=0,
         ge=0,
         le=100,
         description="Failed measurements tolerated; one more fails the analysis (rollback).",
     )
-    inconclusive_limit: int = Field(
+    inconclusive_limit: WireInt = Field(
         default=0,
         ge=0,
         le=100,
         description="Inconclusive measurements tolerated; one more pauses for a person.",
     )
-    consecutive_error_limit: int = Field(
+    consecutive_error_limit: WireInt = Field(
         default=4,
         ge=0,
         le=100,
@@ -347,7 +350,7 @@ class AnalysisSpec(ApiModel):
         default=DataPolicy.PAUSE,
         description="Prometheus unreachable or query error past the limit: pause, fail, ignore.",
     )
-    min_samples: int = Field(
+    min_samples: WireInt = Field(
         default=10,
         ge=0,
         le=1000000,

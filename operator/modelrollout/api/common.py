@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
 # Go-style durations (500ms, 30s, 2m, 1h30m) or plain whole seconds ("30").
@@ -35,6 +35,12 @@ class ApiModel(BaseModel):
         """The object as the API server stores it (camelCase, no unset optionals)."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
+
+# Numbers and booleans in the spec are what the API server's schema accepts: no "60" for 60, no
+# "yes" for true (pydantic would coerce them; kube-apiserver refuses them).
+WireInt = Annotated[int, Strict()]
+WireFloat = Annotated[float, Strict()]
+WireBool = Annotated[bool, Strict()]
 
 Duration = Annotated[
     str,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, model_validator
 
-from modelrollout.api.common import ApiModel, PathError, cel
+from modelrollout.api.common import ApiModel, PathError, WireBool, WireFloat, WireInt, cel
 
 MAX_COLUMNS = 256
 Column = Annotated[str, Field(min_length=1, max_length=256)]
@@ -116,18 +116,18 @@ class ValidationMetric(ApiModel):
     )
 
     name: ValidationMetricName = Field(description="scikit-learn metric name, e.g. f1, roc_auc.")
-    min: float | None = Field(default=None, description="Fail below this value.")
-    max: float | None = Field(default=None, description="Fail above this value.")
-    min_absolute_change: float | None = Field(
+    min: WireFloat | None = Field(default=None, description="Fail below this value.")
+    max: WireFloat | None = Field(default=None, description="Fail above this value.")
+    min_absolute_change: WireFloat | None = Field(
         default=None,
         description="Against the stable model: the candidate must be better by at least this "
         "(negative: tolerated worsening).",
     )
-    min_relative_change: float | None = Field(
+    min_relative_change: WireFloat | None = Field(
         default=None,
         description="Like minAbsoluteChange, relative to the stable's value (0.01 = 1%).",
     )
-    greater_is_better: bool | None = Field(
+    greater_is_better: WireBool | None = Field(
         default=None,
         description="Direction of 'better' for change thresholds; default from the metric name.",
     )
@@ -158,8 +158,8 @@ class ValueRange(ApiModel):
 
     model_config = ConfigDict(json_schema_extra=cel(_MIN_MAX_RULE))
 
-    min: float | None = Field(default=None, description="Smallest allowed value.")
-    max: float | None = Field(default=None, description="Largest allowed value.")
+    min: WireFloat | None = Field(default=None, description="Smallest allowed value.")
+    max: WireFloat | None = Field(default=None, description="Largest allowed value.")
 
     @model_validator(mode="after")
     def _rules(self) -> ValueRange:
@@ -180,7 +180,7 @@ class DataChecks(ApiModel):
         max_length=MAX_COLUMNS,
         description="Expected kind of values per column.",
     )
-    max_missing_fraction: float | None = Field(
+    max_missing_fraction: WireFloat | None = Field(
         default=None, ge=0.0, le=1.0, description="Largest tolerated fraction of missing cells."
     )
     value_ranges: dict[str, ValueRange] = Field(
@@ -188,7 +188,7 @@ class DataChecks(ApiModel):
         max_length=MAX_COLUMNS,
         description="Allowed value range per numeric column.",
     )
-    min_rows: int | None = Field(
+    min_rows: WireInt | None = Field(
         default=None, ge=1, le=1_000_000_000, description="Fewest rows the dataset must have."
     )
 
@@ -212,7 +212,7 @@ class ValidationSpec(ApiModel):
         default_factory=list, max_length=16, description="Thresholds the candidate must meet."
     )
     data_checks: DataChecks | None = Field(default=None, description="Checks of the dataset.")
-    timeout_seconds: int = Field(
+    timeout_seconds: WireInt = Field(
         default=300, ge=1, le=86400, description="Time allowed for the whole validation."
     )
 

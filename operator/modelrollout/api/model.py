@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, model_validator
 
-from modelrollout.api.common import ApiModel, PathError, cel
+from modelrollout.api.common import ApiModel, PathError, WireBool, cel
 
 URI_PATTERN = r"^[a-z][a-z0-9+.-]*://.+$"
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
@@ -78,7 +78,7 @@ class ModelSpec(ApiModel):
             "sklearn.tree._tree.Tree. The trust list lives here, never in the artifact."
         ),
     )
-    allow_pickle: bool = Field(
+    allow_pickle: WireBool = Field(
         default=False,
         description="Allow formats that unpickle (joblib, pickled MLflow models): runs code.",
     )

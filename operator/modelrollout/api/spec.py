@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, model_validator
 
 from modelrollout.api.analysis import AnalysisSpec
-from modelrollout.api.common import ApiModel, Duration, PathError, cel
+from modelrollout.api.common import ApiModel, Duration, PathError, WireBool, WireInt, cel
 from modelrollout.api.holdout_gate import ValidationSpec
 from modelrollout.api.model import ModelSpec
 from modelrollout.api.strategy import AnalysisStepSpec, BackgroundAnalysis, Strategy
@@ -89,7 +89,9 @@ class ModelDeploymentSpec(ApiModel):
     )
 
     model: ModelSpec = Field(description="The model version to serve.")
-    replicas: int = Field(default=1, ge=0, le=1000, description="Replicas of the stable revision.")
+    replicas: WireInt = Field(
+        default=1, ge=0, le=1000, description="Replicas of the stable revision."
+    )
     template: dict[str, Any] | None = Field(
         default=None,
         description=(
@@ -104,13 +106,13 @@ class ModelDeploymentSpec(ApiModel):
     validation: ValidationSpec | None = Field(
         default=None, description="Offline gate on holdout data before any live traffic."
     )
-    progress_deadline_seconds: int = Field(
+    progress_deadline_seconds: WireInt = Field(
         default=600,
         ge=10,
         le=86400,
         description="A step that makes no progress (pods not ready) for this long fails.",
     )
-    revision_history_limit: int = Field(
+    revision_history_limit: WireInt = Field(
         default=3,
         ge=0,
         le=20,
@@ -120,7 +122,7 @@ class ModelDeploymentSpec(ApiModel):
         default=None,
         description="After promotion, keep the previous revision warm this long for instant undo.",
     )
-    paused: bool = Field(
+    paused: WireBool = Field(
         default=False, description="Freeze the rollout where it is (traffic stays as it is)."
     )
 

@@ -10,6 +10,8 @@ from modelrollout.api.common import (
     Duration,
     ObjectName,
     PathError,
+    WireBool,
+    WireInt,
     cel,
     exactly_one,
 )
@@ -35,7 +37,7 @@ class AnalysisStepSpec(ApiModel):
         max_length=16,
         description="Names of spec.analysis.metrics to run; default: all of them.",
     )
-    count: int | None = Field(
+    count: WireInt | None = Field(
         default=None,
         ge=1,
         le=100,
@@ -46,7 +48,7 @@ class AnalysisStepSpec(ApiModel):
 class BackgroundAnalysis(ApiModel):
     """Run spec.analysis continuously while the canary takes traffic."""
 
-    start_step: int = Field(
+    start_step: WireInt = Field(
         default=0, ge=0, le=MAX_STEPS, description="Index of the step from which analysis runs."
     )
     metrics: list[DnsLabel] | None = Field(
@@ -69,7 +71,7 @@ class CanaryStep(ApiModel):
         )
     )
 
-    set_weight: int | None = Field(
+    set_weight: WireInt | None = Field(
         default=None, ge=0, le=100, description="Percent of traffic sent to the canary, 0..100."
     )
     pause: PauseStep | None = Field(
@@ -96,7 +98,7 @@ class GatewayAPIRouting(ApiModel):
     namespace: DnsLabel | None = Field(
         default=None, description="Namespace of the HTTPRoute; default: the ModelDeployment's."
     )
-    port: int = Field(
+    port: WireInt = Field(
         default=8080,
         ge=1,
         le=65535,
@@ -228,18 +230,18 @@ class BlueGreenStrategy(ApiModel):
         )
     )
 
-    auto_promotion: bool = Field(
+    auto_promotion: WireBool = Field(
         default=True,
         description="Switch once the preview is ready and pre-promotion analysis passed; "
         "false: wait for `promote`.",
     )
-    auto_promotion_seconds: int | None = Field(
+    auto_promotion_seconds: WireInt | None = Field(
         default=None,
         ge=0,
         le=86400,
         description="Wait this long after the preview is ready before switching automatically.",
     )
-    preview_replicas: int | None = Field(
+    preview_replicas: WireInt | None = Field(
         default=None, ge=0, le=1000, description="Replicas of the preview; default: spec.replicas."
     )
     pre_promotion_analysis: AnalysisStepSpec | None = Field(
@@ -251,7 +253,7 @@ class BlueGreenStrategy(ApiModel):
         "traffic then: metrics compared with it (compareToStable, judge, predictionDrift) follow "
         "onNoData and never count as success.",
     )
-    scale_down_delay_seconds: int = Field(
+    scale_down_delay_seconds: WireInt = Field(
         default=30,
         ge=0,
         le=86400,
