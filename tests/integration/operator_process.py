@@ -27,9 +27,16 @@ class Operator:
     """`modelrollout-operator` serving one namespace, logging to a file."""
 
     def __init__(
-        self, cp: ControlPlane, namespace: str, log_dir: Path, *args: str, instance: str = "op"
+        self,
+        cp: ControlPlane,
+        namespace: str,
+        log_dir: Path,
+        *args: str,
+        instance: str = "op",
+        kubeconfig: Path | None = None,
     ) -> None:
         self.cp = cp
+        self.kubeconfig = kubeconfig or cp.kubeconfig
         self.namespace = namespace
         self.args = args or ("--standalone",)
         self.instance = instance
@@ -37,7 +44,7 @@ class Operator:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Operator:
-        env = dict(os.environ, KUBECONFIG=str(self.cp.kubeconfig))
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
         env["MODELROLLOUT_INSTANCE"] = self.instance
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

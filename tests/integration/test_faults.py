@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from tests.integration.helm_chart import of_kind, render
 from tests.integration.operator_process import (
     Operator,
     apply,
@@ -218,3 +220,73 @@ def test_a_route_changed_by_someone_else_is_put_back_at_once_and_the_change_name
         wait_for(
             "the status at 30 % again", lambda: status(cp, namespace, name)["canaryWeight"] == 30
         )
+
+
+def service_account_kubeconfig(cp: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount (a token from the TokenRequest API)."""
+    token = cp.kubectl("create", "token", account, "-n", namespace).stdout.strip()
+    config = yaml.safe_load(cp.kubeconfig.read_text())
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_an_operator_forbidden_by_rbac_holds_the_rollout_and_goes_on_once_granted(
+    control_plane: ControlPlane, namespace: str, crd: str, tmp_path: Path
+) -> None:
+    """The operator runs as a ServiceAccount with the chart's namespaced rights less creating and
+    patching Deployments."""
+    cp, name, account = control_plane, "guarded", "operator"
+    objects = render("--set", f"watchNamespaces={{{namespace}}}", namespace=namespace)
+    (role,) = of_kind(objects, "Role")
+    (framework,) = of_kind(objects, "ClusterRole")
+    deployments_rule = next(r for r in role["rules"] if r["resources"] == ["deployments"])
+    full_rights = list(deployments_rule["verbs"])
+    deployments_rule["verbs"] = ["get", "list", "watch"]
+    framework["metadata"]["name"] = f"{namespace}-operator-framework"
+    subject = {"kind": "ServiceAccount", "name": account, "namespace": namespace}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": account, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "op"},
+        "subjects": [subject],
+    }
+    cluster_binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": framework["metadata"]["name"]},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": framework["metadata"]["name"],
+        },
+        "subjects": [subject],
+    }
+    role["metadata"] = {"name": "op", "namespace": namespace}
+    cp.kubectl("create", "serviceaccount", account, "-n", namespace)
+    for obj in (role, binding, framework, cluster_binding):
+        cp.kubectl("apply", "-f", "-", input=json.dumps(obj))
+    kubeconfig = service_account_kubeconfig(
+        cp, namespace, account, tmp_path / "operator.kubeconfig"
+    )
+    manifest = md_manifest(name, model("1"), {"canary": {"steps": [{"setWeight": 50}]}})
+    try:
+        with Operator(cp, namespace, tmp_path, kubeconfig=kubeconfig).start():
+            apply(cp, namespace, manifest)
+            held = wait_for(
+                "the rollout held on Forbidden",
+                lambda: (st := status(cp, namespace, name)).get("pauseReason") == "Fault" and st,
+            )
+            assert progressing_reason(held) == "Forbidden"
+            assert "deployments" in held["message"] and "forbidden" in held["message"]
+            assert f"system:serviceaccount:{namespace}:{account}" in held["message"]
+            assert len(warnings(cp, namespace, name, "Forbidden")) == 1
+            # The missing right is granted: the rollout goes on by itself.
+            deployments_rule["verbs"] = full_rights
+            cp.kubectl("apply", "-f", "-", input=json.dumps(role))
+            first = revision(manifest)
+            wait_for("Healthy once granted", lambda: healthy_on(cp, namespace, name, first))
+    finally:
+        cp.kubectl("delete", "clusterrolebinding,clusterrole", framework["metadata"]["name"])
