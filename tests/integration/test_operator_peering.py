@@ -4,6 +4,7 @@ other takes over."""
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,13 @@ from tests.integration.operator_process import (
     Operator,
     apply_and_settle,
     canary_md,
+    control,
     events,
     healthy_on,
+    in_phase,
     install_crds,
     roll_to,
+    status,
     wait_for,
 )
 from tests.testenv.controlplane import ControlPlane
@@ -69,3 +73,42 @@ def test_two_peered_operators_never_both_act(
             if event["metadata"]["name"] not in before
         }
         assert later == {"low"}, later
+
+
+def test_the_standby_finishes_a_rollout_after_the_active_operator_is_sigkilled(
+    crd: str, peering_crd: None, control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """No goodbye from a killed operator: the standby resumes once the dead peer's record is
+    older than its lifetime (Kopf's peering, 60 s), then finishes with the same outcome."""
+    cp, ns = control_plane, namespace
+    cp.kubectl(
+        "apply", "-n", ns, "-f", "-",
+        input='{"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "md"}}',
+    )  # fmt: skip
+    with (
+        Operator(cp, ns, tmp_path, "--peering", "md", "--priority", "100", instance="high") as high,
+        Operator(cp, ns, tmp_path, "--peering", "md", "--priority", "50", instance="low") as low,
+    ):
+        high.start()
+        wait_for("the high-priority operator resumes", lambda: "Resuming" in high.log())
+        low.start()
+        wait_for("the low one is up", lambda: "authentication has finished" in low.log())
+        steps = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 80}]
+        v1 = canary_md(NAME, "1", steps)
+        apply_and_settle(cp, ns, v1)
+        r2 = roll_to(cp, ns, v1, "2")
+        wait_for("v2 paused at 50 %", lambda: in_phase(cp, ns, NAME, "Paused"))
+        high.kill()
+        killed = time.monotonic()
+        wait_for("the standby resumes", lambda: "Resuming" in low.log(), timeout=150)
+        print(f"takeover after SIGKILL: {time.monotonic() - killed:.1f} s")
+        control(cp, ns, NAME, "promote", "after-takeover")
+        wait_for("v2 Healthy", lambda: healthy_on(cp, ns, NAME, r2))
+        latest = status(cp, ns, NAME)["history"][0]
+        assert (latest["revision"], latest["outcome"]) == (r2, "Promoted")
+        acted = {
+            e.get("reportingInstance")
+            for e in events(cp, ns, NAME)
+            if e["reason"] == "StepPromoted"
+        }
+        assert acted == {"low"}, acted
