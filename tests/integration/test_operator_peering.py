@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,18 +35,18 @@ def peering_crd(control_plane: ControlPlane) -> None:
     install_crds(control_plane, CRDS_DIR / "kopfpeering.yaml", "kopfpeerings.kopf.dev")
 
 
-@pytest.mark.timeout(600)
-def test_two_peered_operators_never_both_act(
-    crd: str, peering_crd: None, control_plane: ControlPlane, namespace: str, tmp_path: Path
-) -> None:
-    cp, ns = control_plane, namespace
+@contextmanager
+def high_and_standby(
+    cp: ControlPlane, ns: str, log_dir: Path
+) -> Iterator[tuple[Operator, Operator]]:
+    """Two peered operators, the high-priority one active and a standby, both running."""
     cp.kubectl(
         "apply", "-n", ns, "-f", "-",
         input='{"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "md"}}',
     )  # fmt: skip
     with (
-        Operator(cp, ns, tmp_path, "--peering", "md", "--priority", "100", instance="high") as high,
-        Operator(cp, ns, tmp_path, "--peering", "md", "--priority", "50", instance="low") as low,
+        Operator(cp, ns, log_dir, "--peering", "md", "--priority", "100", instance="high") as high,
+        Operator(cp, ns, log_dir, "--peering", "md", "--priority", "50", instance="low") as low,
     ):
         # Peered operators start paused and resume when they see no peer of higher or equal
         # priority. Two starting at the same instant may both resume for a moment before they
@@ -53,6 +55,15 @@ def test_two_peered_operators_never_both_act(
         wait_for("the high-priority operator resumes", lambda: "Resuming" in high.log())
         low.start()
         wait_for("the low one is up", lambda: "authentication has finished" in low.log())
+        yield high, low
+
+
+@pytest.mark.timeout(600)
+def test_two_peered_operators_never_both_act(
+    crd: str, peering_crd: None, control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    cp, ns = control_plane, namespace
+    with high_and_standby(cp, ns, tmp_path) as (high, low):
         v1 = canary_md(NAME, "1", [{"setWeight": 50}, {"pause": {"duration": "1s"}}])
         apply_and_settle(cp, ns, v1)
         r2 = roll_to(cp, ns, v1, "2")
@@ -75,24 +86,14 @@ def test_two_peered_operators_never_both_act(
         assert later == {"low"}, later
 
 
+@pytest.mark.timeout(600)
 def test_the_standby_finishes_a_rollout_after_the_active_operator_is_sigkilled(
     crd: str, peering_crd: None, control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     """No goodbye from a killed operator: the standby resumes once the dead peer's record is
     older than its lifetime (Kopf's peering, 60 s), then finishes with the same outcome."""
     cp, ns = control_plane, namespace
-    cp.kubectl(
-        "apply", "-n", ns, "-f", "-",
-        input='{"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "md"}}',
-    )  # fmt: skip
-    with (
-        Operator(cp, ns, tmp_path, "--peering", "md", "--priority", "100", instance="high") as high,
-        Operator(cp, ns, tmp_path, "--peering", "md", "--priority", "50", instance="low") as low,
-    ):
-        high.start()
-        wait_for("the high-priority operator resumes", lambda: "Resuming" in high.log())
-        low.start()
-        wait_for("the low one is up", lambda: "authentication has finished" in low.log())
+    with high_and_standby(cp, ns, tmp_path) as (high, low):
         steps = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 80}]
         v1 = canary_md(NAME, "1", steps)
         apply_and_settle(cp, ns, v1)
