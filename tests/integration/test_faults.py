@@ -5,15 +5,14 @@ take no traffic from the stable, and clear by themselves once the cause is gone.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.e2e.prometheus import PrometheusProcess
 from tests.integration.helm_chart import of_kind, render
 from tests.integration.operator_process import (
     Operator,
@@ -31,6 +30,7 @@ from tests.integration.operator_process import (
     wait_for,
 )
 from tests.integration.test_cli_kubectl import plugin
+from tests.integration.test_prometheus_client import PASSWORD_HASH
 from tests.testenv.controlplane import ControlPlane
 
 pytestmark = pytest.mark.cluster
@@ -99,32 +99,15 @@ def test_a_missing_route_holds_the_rollout_says_so_once_and_clears_when_created(
     assert status(cp, namespace, name).get("pauseReason") is None
 
 
-class _Unauthorized(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = json.dumps({"status": "error", "error": "unauthorized"}).encode()
-        self.send_response(401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_POST = do_GET
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def refusing_prometheus() -> Iterator[str]:
-    """A Prometheus stand-in on loopback that refuses every request with 401."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorized)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def refusing_prometheus(tmp_path: Path) -> Iterator[str]:
+    """A real Prometheus that wants basic auth: the operator's bearer token gets a 401."""
+    prometheus = PrometheusProcess(
+        tmp_path / "prometheus", web_config={"basic_auth_users": {"admin": PASSWORD_HASH}}
+    )
+    prometheus.username, prometheus.password = "admin", "s3cret"
+    with prometheus:
+        yield prometheus.url
 
 
 def test_missing_and_refused_prometheus_credentials_show_in_the_status_and_events(
