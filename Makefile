@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: setup test unit integration e2e lint crds manifests testenv cluster-up cluster-down \
-        demo prometheus bench-server bench-operator bench-analysis fuzz-server clean
+        demo tools bench-server bench-operator bench-analysis fuzz-server clean
 
 ## setup: virtualenv with the package and its dev tools (idempotent)
 setup: $(STAMP)
@@ -21,12 +21,12 @@ $(STAMP): pyproject.toml
 testenv:
 	@bash tests/testenv/build.sh
 
-## prometheus: install Prometheus from Debian's packages when it is missing
-prometheus:
-	@bash scripts/ensure-prometheus.sh
+## tools: install Prometheus, socat and nftables from Debian's packages when missing
+tools:
+	@bash scripts/ensure-debian-tools.sh
 
 ## test: everything CI runs: lint, unit, integration (real control plane) and e2e tests
-test: setup testenv prometheus lint
+test: setup testenv tools lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## unit: the pure and in-process tests only (no control plane; about a minute)
@@ -34,11 +34,11 @@ unit: setup
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
 ## integration: the operator, chart and CLI against the real test control plane
-integration: setup testenv prometheus
+integration: setup testenv tools
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 ## e2e: rollouts judged from real Prometheus and model servers, and the demo
-e2e: setup testenv prometheus
+e2e: setup testenv tools
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 ## lint: ruff, mypy --strict on operator/, the import contracts (pure core, layers, independent routers)
@@ -64,7 +64,7 @@ cluster-down: setup
 	$(PY) -m tests.testenv.controlplane down
 
 ## demo: control plane, Prometheus, operator and model servers here; one canary promoted, one rolled back (KEEP=1 keeps it up)
-demo: setup testenv prometheus
+demo: setup testenv tools
 	$(PY) -m demo.run $(if $(KEEP),--keep,)
 
 ## fuzz-server: the model server's infer endpoint against 10,000 generated payloads
@@ -80,7 +80,7 @@ bench-operator: setup testenv
 	$(PY) benchmarks/operator_scale.py --n 100 --n 1000 --results benchmarks/RESULTS.md
 
 ## bench-analysis: decision latency (20 rollbacks) and PromQL queries per interval (10/100 rollouts)
-bench-analysis: setup testenv prometheus
+bench-analysis: setup testenv tools
 	$(PY) benchmarks/analysis_queries.py --results benchmarks/RESULTS.md
 	$(PY) benchmarks/analysis_latency.py --runs 20 --results benchmarks/RESULTS.md
 

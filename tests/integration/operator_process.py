@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,8 +34,12 @@ class Operator:
         *args: str,
         instance: str = "op",
         kubeconfig: Path | None = None,
+        launcher: Sequence[str] = (),
     ) -> None:
+        """launcher: a command the operator runs under (IsolatedNetwork.argv([]) puts it in a
+        network namespace)."""
         self.cp = cp
+        self.launcher = tuple(launcher)
         self.kubeconfig = kubeconfig or cp.kubeconfig
         self.namespace = namespace
         self.args = args or ("--standalone",)
@@ -48,7 +52,7 @@ class Operator:
         env["MODELROLLOUT_INSTANCE"] = self.instance
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(OPERATOR), "--namespace", self.namespace, "--metrics-port", "0", *self.args],
+                [*self.launcher, str(OPERATOR), "--namespace", self.namespace, "--metrics-port", "0", *self.args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the tools the tests run from Debian's packages, each only when it is missing:
+# Prometheus (analysis), socat and nftables (the network namespaces of the fault tests).
+set -euo pipefail
+missing=()
+for pair in prometheus:prometheus socat:socat nft:nftables; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing from Debian's packages: ${missing[*]}..."
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The prometheus package starts a system service where systemd runs; the tests start their own.
+for tool in prometheus socat nft; do command -v "$tool" >/dev/null; done
