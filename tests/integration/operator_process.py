@@ -52,7 +52,15 @@ class Operator:
         env["MODELROLLOUT_INSTANCE"] = self.instance
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [*self.launcher, str(OPERATOR), "--namespace", self.namespace, "--metrics-port", "0", *self.args],
+                [
+                    *self.launcher,
+                    str(OPERATOR),
+                    "--namespace",
+                    self.namespace,
+                    "--metrics-port",
+                    "0",
+                    *self.args,
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

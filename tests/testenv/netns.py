@@ -83,9 +83,7 @@ class IsolatedNetwork:
             _ip("-n", self.name, "link", "set", self._inner_link, "up")
             _ip("-n", self.name, "link", "set", "lo", "up")
             self._nft("add table inet partition")
-            self._nft(
-                "add chain inet partition output { type filter hook output priority 0 ; }"
-            )
+            self._nft("add chain inet partition output { type filter hook output priority 0 ; }")
         except BaseException:
             self.close()
             raise
