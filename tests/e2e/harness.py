@@ -176,6 +176,8 @@ class LoadGenerator:
         self.weights: dict[str, int] = {}
         self.changes: list[tuple[float, dict[str, int]]] = []
         self.sent: dict[str, int] = {}
+        # Requests without a 200 answer, per revision (a dead server, a refused connection).
+        self.failed: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
         self._rng = random.Random(7)
@@ -210,9 +212,15 @@ class LoadGenerator:
         body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, FEATURES],
                             "data": [row]}]}  # fmt: skip
         server = self.fleet.servers[revision]
+        answered = False
         with suppress(httpx.HTTPError):
-            await client.post(f"{server.url}/v2/models/{NAME}/infer", json=body, timeout=5)
+            response = await client.post(
+                f"{server.url}/v2/models/{NAME}/infer", json=body, timeout=5
+            )
+            answered = response.status_code == 200
         self.sent[revision] = self.sent.get(revision, 0) + 1
+        if not answered:
+            self.failed[revision] = self.failed.get(revision, 0) + 1
 
     async def _main(self) -> None:
         follower = asyncio.create_task(self._follow_routing())
@@ -365,7 +373,10 @@ class Env:
 
 
 @contextmanager
-def environment(cp: ControlPlane, namespace: str, workdir: Path) -> Iterator[Env]:
+def environment(
+    cp: ControlPlane, namespace: str, workdir: Path, operator: Operator | None = None
+) -> Iterator[Env]:
+    """operator: how the operator runs (default: a local process with the admin kubeconfig)."""
     model = train_model(workdir / "model.skops")
     # 20 ms baseline latency on every server: p99 lands in a well-resolved histogram bucket,
     # so "3x slower" is 60 ms against 20 ms rather than noise between sub-millisecond buckets.
@@ -374,7 +385,7 @@ def environment(cp: ControlPlane, namespace: str, workdir: Path) -> Iterator[Env
     api = make_api_client(str(cp.kubeconfig))
     kube = Kube(api)
     cp.kubectl("apply", "-f", "-", input=json.dumps(http_route(namespace)))
-    operator = Operator(cp, namespace, workdir)
+    operator = operator or Operator(cp, namespace, workdir)
     env = Env(cp, namespace, prom, fleet, kube, operator)
     try:
         prom.start()

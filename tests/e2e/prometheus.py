@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import ssl
 import subprocess
 import threading
@@ -157,6 +158,22 @@ class PrometheusProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash (`start()` brings it back on the same port and storage)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections are still accepted, nothing is answered until `thaw()`."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def wait_for(
         self, promql: str, timeout: float = 30.0, min_series: int = 1

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.core.revision import compute_revision
 from tests.testenv.controlplane import ControlPlane
@@ -268,3 +270,13 @@ def events(cp: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
         "--field-selector", f"involvedObject.name={name},involvedObject.kind=ModelDeployment",
     )["items"]  # fmt: skip
     return items
+
+
+def service_account_kubeconfig(cp: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount (a token from the TokenRequest API)."""
+    token = cp.kubectl("create", "token", account, "-n", namespace).stdout.strip()
+    config = yaml.safe_load(cp.kubeconfig.read_text())
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.e2e.prometheus import PrometheusProcess
 from tests.integration.helm_chart import of_kind, render
@@ -26,6 +25,7 @@ from tests.integration.operator_process import (
     model,
     revision,
     roll_to,
+    service_account_kubeconfig,
     status,
     wait_for,
 )
@@ -203,16 +203,6 @@ def test_a_route_changed_by_someone_else_is_put_back_at_once_and_the_change_name
         wait_for(
             "the status at 30 % again", lambda: status(cp, namespace, name)["canaryWeight"] == 30
         )
-
-
-def service_account_kubeconfig(cp: ControlPlane, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as a ServiceAccount (a token from the TokenRequest API)."""
-    token = cp.kubectl("create", "token", account, "-n", namespace).stdout.strip()
-    config = yaml.safe_load(cp.kubeconfig.read_text())
-    for user in config["users"]:
-        user["user"] = {"token": token}
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def test_an_operator_forbidden_by_rbac_holds_the_rollout_and_goes_on_once_granted(

@@ -127,6 +127,7 @@ class ControlPlane:
         self.log_dir = self.workdir / "logs"
         self.ca_cert = self.workdir / "pki" / "ca.crt"
         self.server = ""
+        self._etcd_url = ""
         self._children = Children(self.log_dir)
         self._ssl: ssl.SSLContext | None = None
         self._sigterm_installed = False
@@ -167,6 +168,19 @@ class ControlPlane:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             self._sigterm_installed = False
 
+    def kill(self, component: str) -> None:
+        """SIGKILL one component (e.g. "kube-apiserver", "etcd"): a crash, for fault tests."""
+        self._children.kill(component)
+
+    def restart(self, component: str) -> None:
+        """Start a killed component again with its first command line; wait until it serves."""
+        self._children.restart(component)
+        ready = {
+            "etcd": lambda: '"health":"true"' in self._get(f"{self._etcd_url}/health"),
+            "kube-apiserver": lambda: self._get(f"{self.server}/readyz") == "ok",
+        }.get(component, lambda: True)
+        wait_for(f"{component} serving again", ready, self.startup_timeout, self._children)
+
     def _stop_on_sigterm(self) -> None:
         """Turn SIGTERM into SystemExit so `with` blocks and fixtures tear down."""
         if threading.current_thread() is not threading.main_thread():
@@ -205,7 +219,7 @@ class ControlPlane:
         self._ssl = ssl.create_default_context(cafile=str(pki.ca.cert))
         self._ssl.load_cert_chain(str(admin.cert), str(admin.key))
 
-        etcd_url = self._start_etcd(pki, etcd_server)
+        etcd_url = self._etcd_url = self._start_etcd(pki, etcd_server)
         port = free_port()
         self.server = f"https://127.0.0.1:{port}"
         self._start_apiserver(port, etcd_url, pki, etcd_client, serving, sa)

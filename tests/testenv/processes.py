@@ -41,11 +41,13 @@ class Children:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self._running: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
 
     def start(
         self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._commands[name] = (list(argv), dict(env) if env is not None else None)
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
@@ -66,6 +68,18 @@ class Children:
             if code is not None:
                 log = self.log_dir / f"{name}.log"
                 raise ChildDied(f"{name} exited with code {code}; end of {log}:\n{log_tail(log)}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the child `name` (and its group), as a crash would; `restart` brings it back."""
+        for entry in [e for e in self._running if e[0] == name]:
+            self._running.remove(entry)
+            _signal_group(entry[1], signal.SIGKILL)
+            entry[1].wait()
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start `name` again with the command it was first started with (its log appended)."""
+        argv, env = self._commands[name]
+        return self.start(name, argv, env)
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """SIGTERM each group (last started first), then SIGKILL what did not exit in time."""
