@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: setup test unit integration e2e lint crds manifests testenv cluster-up cluster-down \
-        demo tools bench-server bench-operator bench-analysis fuzz-server clean
+        demo tools faults bench-server bench-operator bench-analysis fuzz-server clean
 
 ## setup: virtualenv with the package and its dev tools (idempotent)
 setup: $(STAMP)
@@ -70,6 +70,10 @@ demo: setup testenv tools
 ## fuzz-server: the model server's infer endpoint against 10,000 generated payloads
 fuzz-server: setup
 	MODELROLLOUT_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q tests/unit/test_server_fuzz.py
+
+## faults: the fault matrix, every fault at every moment of a canary and a blue/green rollout (docs/reliability.md)
+faults: setup testenv tools
+	$(PY) benchmarks/faults.py
 
 ## bench-server: modelrollout-server vs MLServer (separate venv in ~/.cache), wrk at 8 connections
 bench-server: setup

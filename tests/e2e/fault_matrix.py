@@ -38,7 +38,7 @@ from tests.e2e.harness import (
     read_routing,
     wait_until,
 )
-from tests.integration.operator_process import Operator, service_account_kubeconfig
+from tests.integration.operator_process import Operator, control, service_account_kubeconfig
 from tests.testenv.controlplane import ControlPlane
 from tests.testenv.netns import IsolatedNetwork
 
@@ -380,21 +380,40 @@ def roll(lab: Lab, fault: Fault | None, moment: str | None, timeout: float = 240
             lambda: (
                 any(promoted(st, candidate) for _, st in sampler.samples[-3:])
                 or _rolled_back(sampler.samples, candidate)
+                or waiting_for_a_person(sampler.samples)
             ),
             timeout=timeout,
         )
-        # The routing change that ends the rollout may come a moment after the status says so.
-        wait_until(
-            "the routing settled",
-            lambda: env.routing() == {candidate: 100} or _rolled_back(sampler.samples, candidate),
-            timeout=60,
-        )
         record.finished = time.monotonic()
+        if waiting_for_a_person(sampler.samples):
+            # Recorded as it is; then aborted, so that the next rollout starts from the stable.
+            control(lab.cp, env.namespace, NAME, "abort", f"matrix-{lab.version}")
+            wait_until("back on the stable", lambda: env.routing() == {stable: 100})
+        else:
+            # The routing change that ends the rollout may come a moment after the status.
+            wait_until(
+                "the routing settled",
+                lambda: (
+                    env.routing() == {candidate: 100} or _rolled_back(sampler.samples, candidate)
+                ),
+                timeout=60,
+            )
     record.statuses = sampler.samples
     record.routing = [weights for _, weights in env.load.changes[max(changes_before - 1, 0) :]]
     record.failed_requests = sum(env.load.failed.values()) - failed_before
     record.rejected = rejected(lab.cp) - rejected_before
     return record
+
+
+# Pauses that only a person ends (promote, abort or retry).
+STICKY_PAUSES = {"AnalysisInconclusive"}
+
+
+def waiting_for_a_person(samples: list[tuple[float, Status]]) -> bool:
+    return any(
+        st.get("phase") == "Paused" and st.get("pauseReason") in STICKY_PAUSES
+        for _, st in samples[-3:]
+    )
 
 
 def _rolled_back(samples: list[tuple[float, Status]], candidate: str) -> bool:
@@ -433,6 +452,8 @@ class Row:
 
 
 def outcome_of(record: Record) -> str:
+    if waiting_for_a_person(record.statuses):
+        return f"Paused ({record.statuses[-1][1].get('pauseReason')})"
     for _, st in reversed(record.statuses):
         history = st.get("history") or []
         if history and history[0].get("revision") == record.candidate:
