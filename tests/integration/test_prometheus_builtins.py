@@ -139,6 +139,20 @@ async def test_too_little_traffic_is_inconclusive(prom: PrometheusProcess) -> No
     assert "too little traffic" in r["errors"].message
     missing = await measure(s, name="nothing", canary="nope", stable=None)
     assert missing["errors"].verdict is Verdict.INCONCLUSIVE
+    # A canary without a series next to a stable that has one: too little traffic, too.
+    unseen = await measure(s, canary="nope", stable="stable1")
+    assert unseen["errors"].verdict is Verdict.INCONCLUSIVE
+
+
+async def test_no_series_even_for_the_stable_is_an_error_not_too_little_traffic(
+    prom: PrometheusProcess,
+) -> None:
+    """Prometheus restarted or not scraping: a gap in the source, which must not count as the
+    candidate's lack of traffic (Inconclusive pauses for a person; an Error goes on by itself)."""
+    s = spec(prom.url, [{"name": "errors", "builtin": "errorRate", "max": 0.05}], minSamples=20)
+    r = await measure(s, name="nothing", canary="nope", stable="gone")
+    assert r["errors"].verdict is Verdict.ERROR
+    assert "NoSeries" in r["errors"].message and "ml/nothing" in r["errors"].message
 
 
 async def test_unreachable_prometheus_is_an_error() -> None:

@@ -219,6 +219,17 @@ class PrometheusSource:
     async def _request_counts(self, metric: MetricSpec, roles: Sequence[Role]) -> dict[Role, float]:
         window = self._window(metric)
         rates = await self._by_revision(request_rate(window, self._provider.labels))
+        both = (Role.CANARY, Role.STABLE)
+        if self._target.stable and not any(self._key(r) in rates for r in both):
+            # Not even the stable, which has served traffic all along, has a series: a gap in
+            # Prometheus (it restarted, or stopped scraping), not too little traffic on the
+            # candidate. An Error does not count and does not stick; "too little traffic" is
+            # Inconclusive, which pauses for a person beyond inconclusiveLimit.
+            raise MetricFetchError(
+                f"NoSeries: Prometheus has no request series of {self._target.namespace}/"
+                f"{self._target.name} (revisions {self._target.canary}, {self._target.stable}) "
+                f"in the last {window:g}s: restarted, or not scraping the model servers"
+            )
         return {r: rates.get(self._key(r), 0.0) * rate_window(window) for r in roles}
 
     async def _builtin_values(
