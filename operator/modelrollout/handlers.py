@@ -32,6 +32,7 @@ from modelrollout.api.names import (
 )
 from modelrollout.kube import HTTPROUTES, INGRESSES, SERVICES, VIRTUALSERVICES, Kube
 from modelrollout.kube.client import POOL_SIZE, make_api_client
+from modelrollout.kube.errors import ShellError, Throttled
 from modelrollout.shell import Shell, reconcile
 from modelrollout.traffic.weighted import last_writer
 
@@ -44,6 +45,11 @@ IGNORED_FIELDS: list[Any] = [
 ]
 WORKERS = POOL_SIZE
 ERROR_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# A ShellError that escapes a reconcile could not reach the object itself (reading it, writing
+# its status): nothing to report in it. Waiting for the API server to come back is the usual
+# case, so retry as often as a held rollout rechecks (5 s); a throttled server gets the full
+# backoff instead, not more requests.
+UNREACHABLE_BACKOFF = (1.0, 2.0, 5.0)
 
 _shell: Shell | None = None
 _wakers: dict[tuple[str, str], asyncio.Event] = {}
@@ -214,6 +220,11 @@ async def rollout(
                 failures = 0
             except kopf.TemporaryError as error:
                 delay = error.delay or 1.0
+            except ShellError as error:
+                steps = ERROR_BACKOFF if isinstance(error, Throttled) else UNREACHABLE_BACKOFF
+                delay = steps[min(failures, len(steps) - 1)]
+                failures += 1
+                log.warning("%s/%s: %s (again in %.0f s)", namespace, name, error, delay)
             except Exception:
                 log.exception("reconcile of %s/%s failed", namespace, name)
                 delay = ERROR_BACKOFF[min(failures, len(ERROR_BACKOFF) - 1)]

@@ -147,6 +147,10 @@ def lab(cp: ControlPlane, namespace: str, workdir: Path, strategy: str) -> Itera
     kubeconfig = service_account_kubeconfig(cp, namespace, account, workdir / "op.kubeconfig")
     api_port = int(cp.server.rsplit(":", 1)[1])
     with ExitStack() as stack:
+        # Last out: the operator's rights go only once it has stopped.
+        stack.callback(
+            cp.kubectl, "delete", "clusterrolebinding", f"{namespace}-operator", check=False
+        )
         net = stack.enter_context(IsolatedNetwork(workdir / "relays"))
         net.forward(api_port)
         operator = Operator(cp, namespace, workdir, kubeconfig=kubeconfig, launcher=net.argv([]))
@@ -154,10 +158,7 @@ def lab(cp: ControlPlane, namespace: str, workdir: Path, strategy: str) -> Itera
         net.forward(env.prom.port)
         result = Lab(cp, env, net, account, kubeconfig, strategy)
         env.deploy_stable(result.manifest(1), RPS, read=STRATEGIES[strategy][1])
-        try:
-            yield result
-        finally:
-            cp.kubectl("delete", "clusterrolebinding", f"{namespace}-operator", check=False)
+        yield result
 
 
 # --- faults ------------------------------------------------------------------------------------

@@ -33,3 +33,5 @@ def test_a_canary_survives_api_server_prometheus_and_throttling_faults(
             assert row.recovered_s is not None, row
             if name == "API server throttling":
                 assert row.rejected > 0, row
+        # An outage is a warning line and a retry, never a traceback (which means a bug).
+        assert "Traceback" not in the_lab.env.operator.log()
