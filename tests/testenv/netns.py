@@ -4,9 +4,9 @@ Inside the namespace, chosen loopback ports of the host answer at the same addre
 (`127.0.0.1:PORT`), through two socat relays: one in the namespace on its loopback, one on the
 host's end of the veth. So a process started there with `argv()` keeps its kubeconfig and URLs
 (and the API server's certificate, issued for 127.0.0.1, still matches), while every byte it
-exchanges with those ports crosses the veth. `cut()` drops those packets in the namespace with
-nftables, as a partition does: no reset, connections hang until their timeouts. `heal()`
-removes the rule.
+exchanges with those ports crosses the veth. `cut()` drops those packets both ways in the
+namespace with nftables, as a partition does: no reset, connections hang until their timeouts.
+`heal()` removes the rules.
 
     with IsolatedNetwork(log_dir) as net:
         net.forward(apiserver_port)
@@ -25,7 +25,7 @@ from pathlib import Path
 from tests.testenv.processes import Children
 
 # /30 subnets for the veth pairs are taken from here; a free one is picked per namespace.
-_POOL = ipaddress.ip_network("10.213.0.0/16")
+_POOL = ipaddress.IPv4Network("10.213.0.0/16")
 # How long the namespace's relay waits for the host's: a client that gave up must not have its
 # request delivered later, when a partition heals (a direct connection would not be).
 _CONNECT_TIMEOUT_S = 3
@@ -83,7 +83,10 @@ class IsolatedNetwork:
             _ip("-n", self.name, "link", "set", self._inner_link, "up")
             _ip("-n", self.name, "link", "set", "lo", "up")
             self._nft("add table inet partition")
-            self._nft("add chain inet partition output { type filter hook output priority 0 ; }")
+            for hook in ("output", "input"):
+                self._nft(
+                    f"add chain inet partition {hook} {{ type filter hook {hook} priority 0 ; }}"
+                )
         except BaseException:
             self.close()
             raise
@@ -133,9 +136,12 @@ class IsolatedNetwork:
         for port in ports or self._ports:
             self._nft(f"add rule inet partition output ip daddr {self.host_address} "
                       f"tcp dport {port} drop")  # fmt: skip
+            self._nft(f"add rule inet partition input ip saddr {self.host_address} "
+                      f"tcp sport {port} drop")  # fmt: skip
 
     def heal(self) -> None:
         self._nft("flush chain inet partition output")
+        self._nft("flush chain inet partition input")
 
     def _nft(self, command: str) -> None:
         subprocess.run(
