@@ -33,6 +33,8 @@ from modelrollout.api.names import (
 from modelrollout.kube import HTTPROUTES, INGRESSES, SERVICES, VIRTUALSERVICES, Kube
 from modelrollout.kube.client import POOL_SIZE, make_api_client
 from modelrollout.kube.errors import ShellError, Throttled
+from modelrollout.kube.events import instance
+from modelrollout.kube.lease import Leadership
 from modelrollout.shell import Shell, reconcile
 from modelrollout.traffic.weighted import last_writer
 
@@ -51,7 +53,15 @@ ERROR_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # backoff instead, not more requests.
 UNREACHABLE_BACKOFF = (1.0, 2.0, 5.0)
 
+# Seconds between looks at the Lease by a replica that does not hold it.
+STANDBY_RECHECK_S = 5.0
+
 _shell: Shell | None = None
+# With standby replicas, the Lease that lets one of them act at a time (see use_lease).
+_lease_name: tuple[str, str] | None = None
+_leadership: Leadership | None = None
+# Daemons running in this replica: none while Kopf's peering has paused it.
+_running_daemons = 0
 _wakers: dict[tuple[str, str], asyncio.Event] = {}
 # Last seen (generation, status) per ModelDeployment.
 _seen: dict[tuple[str, str], tuple[Any, str]] = {}
@@ -96,6 +106,29 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 60
     kube = Kube(make_api_client())
     _shell = Shell(kube, analysis=AnalysisHook.create(kube))
+    if _lease_name is not None:
+        global _leadership
+        _leadership = Leadership(kube, *_lease_name, identity=instance())
+        asyncio.get_running_loop().create_task(_keep_lease(_leadership))
+
+
+def use_lease(namespace: str, name: str) -> None:
+    """Act only while holding the Lease `namespace/name` (replicas with peering)."""
+    global _lease_name
+    _lease_name = (namespace, name)
+
+
+async def _keep_lease(leadership: Leadership) -> None:
+    """Renew the Lease while this replica runs daemons, so that an idle holder keeps it; a
+    replica paused by peering runs none and lets it lapse for the one that runs (it still looks,
+    to take over as soon as the record expires once it runs)."""
+    while True:
+        await asyncio.to_thread(leadership.ensure, claim=_running_daemons > 0)
+        await asyncio.sleep(leadership.times.retry_s)
+
+
+async def _may_act() -> bool:
+    return _leadership is None or await asyncio.to_thread(_leadership.ensure)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -210,13 +243,18 @@ async def rollout(
     """Reconcile now, then whenever woken or the next deadline passes."""
     if not namespace or not name:
         return
+    global _running_daemons
     waker = _waker(namespace, name)
     failures = 0
+    _running_daemons += 1
     try:
         while not stopped:
             waker.clear()
             try:
-                delay = await reconcile(_the_shell(), namespace, name)
+                if await _may_act():
+                    delay = await reconcile(_the_shell(), namespace, name)
+                else:
+                    delay = STANDBY_RECHECK_S  # another replica holds the Lease
                 failures = 0
             except kopf.TemporaryError as error:
                 delay = error.delay or 1.0
@@ -231,6 +269,7 @@ async def rollout(
                 failures += 1
             await _sleep(waker, stopped, delay)
     finally:
+        _running_daemons -= 1
         if stopped and _shell is not None:
             _wakers.pop((namespace, name), None)
             _seen.pop((namespace, name), None)

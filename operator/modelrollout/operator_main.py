@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 
 import kopf
@@ -28,6 +29,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     peering.add_argument("--peering", metavar="NAME", help="Kopf peering object (mandatory)")
     peering.add_argument("--standalone", action="store_true", help="run without peering")
     parser.add_argument("--priority", type=int, help="peering priority (give each replica its own)")
+    parser.add_argument(
+        "--lease",
+        metavar="NAME",
+        help="act only while holding this coordination.k8s.io Lease (default with --peering: "
+        "modelrollout-<peering>), in $POD_NAMESPACE or the first --namespace",
+    )
     parser.add_argument(
         "--metrics-port", type=int, default=8000, help="port of /metrics (0 disables it)"
     )
@@ -57,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from modelrollout import handlers, metrics
 
     handlers.watch_routing(args.watch_routing)
+    lease = args.lease or (f"modelrollout-{args.peering}" if args.peering else None)
+    if lease:
+        first = args.namespace[0] if args.namespace else "default"
+        handlers.use_lease(os.environ.get("POD_NAMESPACE") or first, lease)
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.metrics_address)
     kopf.run(

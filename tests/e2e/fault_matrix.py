@@ -402,7 +402,11 @@ def roll(lab: Lab, fault: Fault | None, moment: str | None, timeout: float = 240
     record.statuses = sampler.samples
     record.routing = [weights for _, weights in env.load.changes[max(changes_before - 1, 0) :]]
     record.failed_requests = sum(env.load.failed.values()) - failed_before
-    record.rejected = rejected(lab.cp) - rejected_before
+    rejected_after = rejected(lab.cp)
+    # A restarted kube-apiserver counts from zero again (a counter reset, as Prometheus reads it).
+    record.rejected = (
+        rejected_after - rejected_before if rejected_after >= rejected_before else rejected_after
+    )
     return record
 
 

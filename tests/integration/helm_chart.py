@@ -84,11 +84,18 @@ def granted(objects: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 @contextlib.contextmanager
 def operator_process(
-    args: list[str], kubeconfig: Path, log: Path, pod: str = "operator-0"
+    args: list[str],
+    kubeconfig: Path,
+    log: Path,
+    pod: str = "operator-0",
+    pod_namespace: str | None = None,
 ) -> Iterator[None]:
-    """`modelrollout-operator ARGS` as a local process (kwok runs no containers); its log is
-    printed at the end, which pytest shows when the test failed."""
+    """`modelrollout-operator ARGS` as a local process (kwok runs no containers), with the
+    environment the chart gives the pod; its log is printed at the end, which pytest shows when
+    the test failed."""
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), POD_NAME=pod, POD_ID=pod)
+    if pod_namespace is not None:
+        env["POD_NAMESPACE"] = pod_namespace
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "modelrollout-operator"), *args],

@@ -1,6 +1,6 @@
 """Standby replicas: the chart with peering on, two operators with the chart's ServiceAccount and
 the StatefulSet's arguments (priorities from the pod index). Only the higher priority works; the
-peering object (a Helm hook) lists both; the RBAC for kopf.dev peerings is enough."""
+peering object (a Helm hook) lists both; the RBAC for kopf.dev peerings and the Lease is enough."""
 
 from __future__ import annotations
 
@@ -68,7 +68,9 @@ def test_only_the_highest_priority_replica_works(
             args = replica_args(sts, i)
             assert f"--priority={i}" in args and f"--peering={peering}" in args
             pod = f"replica-{i}"
-            stack.enter_context(operator_process(args, kubeconfig, logs[i], pod=pod))
+            stack.enter_context(
+                operator_process(args, kubeconfig, logs[i], pod=pod, pod_namespace=rel.namespace)
+            )
             wait_for(f"{pod} in the peering object", partial(has_peer, pod))
         status = peers()
         assert (status["replica-0"]["priority"], status["replica-1"]["priority"]) == (0, 1)
@@ -97,3 +99,9 @@ def test_only_the_highest_priority_replica_works(
         assert f"{rel.apps}/peered:" in active
         assert f"{rel.apps}/peered" not in standby
         assert "Forbidden" not in active + standby
+        # The one that acted holds the Lease that lets one replica act at a time.
+        lease = json.loads(
+            cp.kubectl("get", "lease", f"modelrollout-{peering}", "-n", rel.namespace,
+                       "-o", "json").stdout
+        )  # fmt: skip
+        assert lease["spec"]["holderIdentity"] == "replica-1", lease["spec"]

@@ -37,6 +37,7 @@ MODELDEPLOYMENTS = ResourceKind(GROUP, VERSION, KIND, PLURAL)
 DEPLOYMENTS = ResourceKind("apps", "v1", "Deployment", "deployments")
 SERVICES = ResourceKind("", "v1", "Service", "services")
 EVENTS = ResourceKind("", "v1", "Event", "events")
+LEASES = ResourceKind("coordination.k8s.io", "v1", "Lease", "leases")
 INGRESSES = ResourceKind("networking.k8s.io", "v1", "Ingress", "ingresses")
 HTTPROUTES = ResourceKind("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes")
 VIRTUALSERVICES = ResourceKind(
