@@ -4,6 +4,7 @@ cut off from the API server), the other takes over."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import signal
 import time
@@ -238,3 +239,43 @@ def test_an_active_operator_partitioned_from_the_api_server_comes_back_to_fresh_
             later = posted_by(cp, ns, lambda e: e["metadata"]["name"] not in before)
             assert later == {"high"}, later
             assert paused(low)
+
+
+def lease_holder(cp: ControlPlane, ns: str, name: str) -> str | None:
+    out = cp.kubectl("get", "lease", name, "-n", ns, "--ignore-not-found", "-o", "json").stdout
+    return (json.loads(out).get("spec") or {}).get("holderIdentity") if out.strip() else None
+
+
+@pytest.mark.timeout(600)
+def test_the_lease_alone_lets_one_of_two_running_operators_act(
+    crd: str, control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """The fence without Kopf's peering: two operators that both handle every event (standalone),
+    one Lease. Only its holder acts; when the holder is SIGKILLed, the other takes the Lease once
+    the record has been unchanged for its duration (15 s) and finishes the rollout."""
+    cp, ns = control_plane, namespace
+    fenced = ("--standalone", "--lease", "fence")
+    with (
+        Operator(cp, ns, tmp_path, *fenced, instance="high") as high,
+        Operator(cp, ns, tmp_path, *fenced, instance="low") as low,
+    ):
+        high.start()
+        v1 = canary_md(NAME, "1", [{"setWeight": 50}, {"pause": {}}, {"setWeight": 80}])
+        apply_and_settle(cp, ns, v1)
+        assert lease_holder(cp, ns, "fence") == "high"
+        low.start()
+        wait_for("the second operator is up", lambda: "authentication has finished" in low.log())
+        r2 = roll_to(cp, ns, v1, "2")
+        wait_for("v2 paused at 50 %", lambda: in_phase(cp, ns, NAME, "Paused"))
+        wait_for("its Paused event", lambda: posted_by(cp, ns, lambda e: e["reason"] == "Paused"))
+        # Both saw every change; only the holder acted (the shell logs "<ns>/<name>: ...").
+        assert posted_by(cp, ns) == {"high"}
+        assert f"{ns}/{NAME}:" in high.log() and f"{ns}/{NAME}:" not in low.log()
+
+        high.kill()
+        since = time.monotonic()
+        wait_for("the other takes the Lease", lambda: lease_holder(cp, ns, "fence") == "low")
+        print(f"Lease taken over after SIGKILL: {time.monotonic() - since:.1f} s")
+        control(cp, ns, NAME, "promote", "after-takeover")
+        wait_for("v2 Healthy", lambda: healthy_on(cp, ns, NAME, r2))
+        assert posted_by(cp, ns, lambda e: e["reason"] == "StepPromoted") == {"low"}

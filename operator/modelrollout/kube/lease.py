@@ -64,6 +64,7 @@ class Leadership:
         # The record as last seen, and when (this replica's clock) it was first seen so.
         self._seen: tuple[str | None, str] | None = None
         self._seen_since = 0.0
+        self._acting = False
 
     def ensure(self, claim: bool = True) -> bool:
         """Whether this replica may act now, taking or renewing the Lease when it is time.
@@ -79,7 +80,17 @@ class Leadership:
                 self._step(now, claim)
             except ShellError as error:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, error)
-            return may_act(self._renewed_at, self._clock(), self.times)
+            acting = may_act(self._renewed_at, self._clock(), self.times)
+            if acting != self._acting:
+                self._acting = acting
+                holder = self._seen[0] if self._seen else None
+                log.info(
+                    "lease %s/%s: %s",
+                    self.namespace,
+                    self.name,
+                    "acting" if acting else f"not acting (holder: {holder})",
+                )
+            return acting
 
     def _step(self, now: float, claim: bool) -> None:
         lease = self._kube.get(LEASES, self.namespace, self.name)
