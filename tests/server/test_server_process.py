@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 import skops.io
 from prometheus_client.parser import text_string_to_metric_families
@@ -179,3 +184,35 @@ def test_fault_flags_fail_requests(
         resp = httpx.post(s.url + "/v2/models/model/infer", json=infer_json(X[:1]))
         assert resp.status_code == 500
     assert value(scrape(s.url), "model_infer_request_failure_total") == 3
+
+
+def readme_blocks(language: str) -> list[str]:
+    """The README's fenced code blocks in `language` (indented under a list item there)."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    blocks = re.findall(rf"^( *)```{language}\n(.*?)^\1```", text, flags=re.M | re.S)
+    return [textwrap.dedent(body) for _, body in blocks]
+
+
+def test_the_readme_dataframe_pipeline_end_to_end(
+    server: list[ServerProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Train and save as the README does, serve the file, send the README's request: the
+    labels are the pipeline's own answer, and a string column sent as numbers is a 400."""
+    (train,) = [b for b in readme_blocks("python") if "fraud.skops" in b]
+    (request,) = [b for b in readme_blocks("json") if '"content_type": "pd"' in b]
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {}
+    exec(compile(train, "README.md", "exec"), scope)
+    s = start(server, tmp_path, "--name", "fraud", "--uri", str(tmp_path / "fraud.skops"))
+    assert s.wait_loaded() == 200, s.log_path.read_text()
+    body = json.loads(request)
+    frame = pd.DataFrame({i["name"]: i["data"] for i in body["inputs"]})
+    with httpx.Client(base_url=s.url) as c:
+        resp = c.post("/v2/models/fraud/infer", json=body)
+        assert resp.status_code == 200, resp.text
+        labels = next(o for o in resp.json()["outputs"] if o["name"] == "predict")
+        assert labels["datatype"] == "BYTES"
+        assert labels["data"] == scope["model"].predict(frame).tolist()
+        body["inputs"][2].update(datatype="FP64", data=[1.0, 2.0])
+        refused = c.post("/v2/models/fraud/infer", json=body)
+        assert refused.status_code == 400 and "country" in refused.json()["error"]

@@ -13,12 +13,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+import pandas as pd
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from modelrollout.server.app import ServerState, build_app
 from modelrollout.server.faults import FaultConfig, Faults
@@ -123,6 +127,86 @@ def test_infer_never_answers_5xx(
         assert doc["outputs"][0]["name"] == "predict"
     else:
         assert isinstance(doc["error"], str)
+
+
+VALUES = {
+    "FP64": st.floats(allow_nan=False, allow_infinity=False, width=32),
+    "INT64": st.integers(min_value=-(2**40), max_value=2**40),
+    "BOOL": st.booleans(),
+    "BYTES": st.sampled_from(["a", "b", "c", "d", "", "zz"]),
+}
+
+
+@st.composite
+def column(draw: st.DrawFn, name: str, rows: int) -> dict[str, Any]:
+    """A column of a DataFrame request, mostly well formed (data that matches its datatype and
+    shape), so that the model itself sees the odd values; one in ten anything at all."""
+    well_formed = draw(st.integers(0, 9)) > 0
+    natural = {"age": "FP64", "city": "BYTES"}.get(name)
+    if natural is None or not draw(st.integers(0, 3)):
+        natural = draw(st.sampled_from([*VALUES, "FP32", "INT8", "X"]))
+    datatype = natural
+    values = VALUES.get(datatype, VALUES["FP64"])
+    data = draw(st.lists(values, min_size=rows, max_size=rows) if well_formed else json_values)
+    shape = [rows, 1] if well_formed else draw(st.sampled_from([[rows], [rows, 2], [1, rows]]))
+    return {"name": name, "datatype": datatype, "shape": shape, "data": data}
+
+
+@st.composite
+def frame_requests(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(
+        st.one_of(
+            st.permutations(["age", "city"]),
+            st.lists(st.sampled_from(["age", "city", "other"]), min_size=1, max_size=4),
+        )
+    )
+    rows = draw(st.integers(min_value=0, max_value=5))
+    body: dict[str, Any] = {"inputs": [draw(column(name, rows)) for name in names]}
+    if draw(st.booleans()):
+        body["parameters"] = draw(st.one_of(st.just({"content_type": "pd"}), json_values))
+    if draw(st.booleans()):
+        wanted = st.sampled_from(["predict", "predict_proba", "x"])
+        body["outputs"] = [{"name": n} for n in draw(st.lists(wanted, max_size=2))]
+    return body
+
+
+@pytest.fixture(scope="module")
+def pipeline_harness() -> Iterator[tuple[asyncio.AbstractEventLoop, TestClient[Any, Any]]]:
+    """A Pipeline fitted on a DataFrame: a scaler on a number, a one-hot encoder on a string."""
+    frame = pd.DataFrame({"age": [20.0, 35.0, 50.0, 65.0] * 5, "city": ["a", "b", "c", "d"] * 5})
+    prep = ColumnTransformer([("n", StandardScaler(), ["age"]), ("c", OneHotEncoder(), ["city"])])
+    model = Pipeline([("prep", prep), ("lr", LogisticRegression())]).fit(frame, [0, 1] * 10)
+    state = ServerState("m", "1", ServerMetrics("m", "1", ""), Faults(FaultConfig()), 2048)
+    state.set_model(describe(model, ModelSource(uri="mem"), "0" * 64))
+    loop = asyncio.new_event_loop()
+    client = TestClient(TestServer(build_app(state)), loop=loop)
+    loop.run_until_complete(client.start_server())
+    yield loop, client
+    loop.run_until_complete(client.close())
+    loop.close()
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=EXAMPLES < 1000,
+)
+@given(body=frame_requests())
+def test_dataframe_requests_never_answer_5xx(
+    pipeline_harness: tuple[asyncio.AbstractEventLoop, TestClient[Any, Any]],
+    body: dict[str, Any],
+) -> None:
+    loop, client = pipeline_harness
+
+    async def call() -> tuple[int, Any]:
+        resp = await client.post("/v2/models/m/infer", data=json.dumps(body).encode())
+        return resp.status, orjson.loads(await resp.read())
+
+    status, doc = loop.run_until_complete(call())
+    assert status in (200, 400), (status, doc, body)
+    if status == 400:
+        assert isinstance(doc["error"], str) and doc["error"], doc
 
 
 def test_every_fuzzed_request_was_counted(

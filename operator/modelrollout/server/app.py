@@ -17,10 +17,11 @@ from aiohttp import web
 
 from modelrollout import __version__
 from modelrollout.server.faults import Faults, InjectedFault
+from modelrollout.server.frames import model_input
 from modelrollout.server.inference import PREDICT, PREDICT_PROBA, Predictor
 from modelrollout.server.loading import LoadedModel
 from modelrollout.server.metrics import ServerMetrics
-from modelrollout.server.tensors import RequestError, decode_request, dtype_name, features_matrix
+from modelrollout.server.tensors import RequestError, decode_request, dtype_name
 
 log = logging.getLogger("modelrollout.server")
 
@@ -157,7 +158,7 @@ class _Handlers:
                 ) from None
             req = decode_request(body)
             model = predictor.model
-            x = features_matrix(req.inputs, model.n_features, model.feature_names)
+            x = model_input(req, model, numeric_fast_path=predictor.fast_path is not None)
             s.faults.maybe_fail()
             pred = predictor(x, req.outputs)
             if s.faults.config.latency_ms:
@@ -187,6 +188,14 @@ class _Handlers:
             s.metrics.observe_request(ok, time.perf_counter() - start)
 
 
+def _inputs(model: LoadedModel, n: int) -> list[dict[str, Any]]:
+    """One matrix input, or for a model fitted on a DataFrame one column per feature name."""
+    if model.feature_names is None or model.column_types is None:
+        return [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}]
+    types = model.column_types
+    return [{"name": c, "datatype": types[c], "shape": [-1, 1]} for c in model.feature_names]
+
+
 def _metadata(state: ServerState, predictor: Predictor) -> dict[str, Any]:
     model = predictor.model
     n = model.n_features if model.n_features is not None else -1
@@ -204,7 +213,7 @@ def _metadata(state: ServerState, predictor: Predictor) -> dict[str, Any]:
         "name": state.name,
         "versions": [state.version] if state.version else [],
         "platform": "sklearn",
-        "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}],
+        "inputs": _inputs(model, n),
         "outputs": outputs,
         "parameters": {"sha256": model.sha256},
     }

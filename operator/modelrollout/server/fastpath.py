@@ -17,8 +17,9 @@ load time; otherwise (and with ``--no-fast-path``) the estimator's own method ru
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -42,9 +43,9 @@ def compile_proba(estimator: Any, n_features: int | None) -> tuple[Proba, str] |
     return candidate, name
 
 
-def accepts(x: np.ndarray[Any, Any]) -> bool:
+def accepts(x: object) -> TypeGuard[np.ndarray[Any, Any]]:
     """Fast paths take numeric 2-D matrices; anything else goes to scikit-learn."""
-    return x.ndim == 2 and x.dtype.kind in "fiub"
+    return isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype.kind in "fiub"
 
 
 def _logistic(est: Any) -> Proba | None:
@@ -105,7 +106,10 @@ def _agrees(candidate: Proba, est: Any, n_features: int) -> bool:
     )
     try:
         fast = candidate(probe)
-        slow = np.asarray(est.predict_proba(probe), dtype=np.float64)
+        with warnings.catch_warnings():
+            # A model fitted on a DataFrame warns about the probe's missing column names.
+            warnings.simplefilter("ignore", UserWarning)
+            slow = np.asarray(est.predict_proba(probe), dtype=np.float64)
     except Exception:
         return False
     return (

@@ -10,6 +10,7 @@ import numpy as np
 from modelrollout.server.fastpath import Proba, accepts, compile_proba
 from modelrollout.server.faults import Faults
 from modelrollout.server.fetch import one_line
+from modelrollout.server.frames import ModelInput
 from modelrollout.server.loading import LoadedModel
 from modelrollout.server.tensors import RequestError, output_tensor
 
@@ -55,12 +56,12 @@ class Predictor:
         self._fast: Proba | None = compiled[0] if compiled else None
         self.fast_path = compiled[1] if compiled else None
 
-    def _proba(self, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    def _proba(self, x: ModelInput) -> np.ndarray[Any, Any]:
         if self._fast is not None and accepts(x):
             return self._fast(x)
         return np.asarray(self._est.predict_proba(x), dtype=np.float64)
 
-    def __call__(self, x: np.ndarray[Any, Any], wanted: list[str] | None) -> Prediction:
+    def __call__(self, x: ModelInput, wanted: list[str] | None) -> Prediction:
         names = self.output_names if wanted is None else wanted
         for name in names:
             if name not in self.output_names:
@@ -73,14 +74,14 @@ class Predictor:
             # scikit-learn's own input validation raises these: the input's fault.
             raise RequestError(f"the model rejected the input: {one_line(exc)}") from exc
 
-    def _regress(self, x: np.ndarray[Any, Any]) -> Prediction:
+    def _regress(self, x: ModelInput) -> Prediction:
         values = np.asarray(self._est.predict(x))
         if self._shift and values.dtype.kind in "fiu":
             values = self.faults.shift_values(values)
         numeric = values if values.dtype.kind in "fiu" else None
         return Prediction([output_tensor(PREDICT, values)], None, numeric)
 
-    def _classify(self, x: np.ndarray[Any, Any], names: list[str]) -> Prediction:
+    def _classify(self, x: ModelInput, names: list[str]) -> Prediction:
         assert self._classes is not None
         want_proba = PREDICT_PROBA in names
         proba = None

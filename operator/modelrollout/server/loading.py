@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import yaml
 
+from modelrollout.server.columns import column_datatypes
 from modelrollout.server.digest import bytes_sha256, tree_sha256
 from modelrollout.server.fetch import Artifact, FetchError, one_line, read_artifact
 
@@ -82,6 +83,8 @@ class LoadedModel:
     n_features: int | None
     classes: list[Any] | None = None
     feature_names: list[str] | None = None
+    # For a model fitted on a DataFrame: each column's protocol datatype (server.columns).
+    column_types: dict[str, str] | None = None
     has_proba: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -191,6 +194,7 @@ def describe(estimator: Any, source: ModelSource, digest: str) -> LoadedModel:
         n_features=int(n_features) if n_features is not None else None,
         classes=class_list,
         feature_names=feature_names,
+        column_types=None if feature_names is None else column_datatypes(estimator, feature_names),
         has_proba=class_list is not None and callable(getattr(estimator, "predict_proba", None)),
     )
 

@@ -51,6 +51,7 @@ class InferRequest:
     id: str | None
     inputs: list[Tensor]
     outputs: list[str] | None  # names the client asked for; None means all
+    content_type: str | None = None  # parameters.content_type of the request ("pd": a DataFrame)
 
 
 def decode_request(body: bytes) -> InferRequest:
@@ -69,10 +70,14 @@ def decode_request(body: bytes) -> InferRequest:
     params = doc.get("parameters")
     if params is not None and not isinstance(params, dict):
         raise RequestError("'parameters' must be an object")
+    content_type = (params or {}).get("content_type")
+    if content_type is not None and not isinstance(content_type, str):
+        raise RequestError("'parameters.content_type' must be a string")
     return InferRequest(
         id=req_id,
         inputs=[decode_tensor(t, i) for i, t in enumerate(inputs)],
         outputs=_requested_outputs(doc.get("outputs")),
+        content_type=content_type,
     )
 
 
@@ -193,7 +198,10 @@ def _stack_columns(inputs: list[Tensor], feature_names: list[str] | None) -> np.
         columns = [by_name[n] for n in feature_names]
     kinds = {c.dtype.kind for c in columns}
     if "O" in kinds and len(kinds) > 1:
-        raise RequestError("mixing BYTES and numeric inputs is not supported")
+        raise RequestError(
+            "BYTES and numeric inputs together make a DataFrame: name the inputs as the model's "
+            'columns or send parameters {"content_type": "pd"}'
+        )
     return np.column_stack(columns)
 
 
