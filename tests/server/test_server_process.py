@@ -17,9 +17,12 @@ import pandas as pd
 import pytest
 import skops.io
 from prometheus_client.parser import text_string_to_metric_families
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from modelrollout.server.digest import path_sha256
 from tests.server.process import ServerProcess
@@ -216,3 +219,63 @@ def test_the_readme_dataframe_pipeline_end_to_end(
         body["inputs"][2].update(datatype="FP64", data=[1.0, 2.0])
         refused = c.post("/v2/models/fraud/infer", json=body)
         assert refused.status_code == 400 and "country" in refused.json()["error"]
+
+
+def test_triton_s_client_with_binary_and_json_tensors(
+    server: list[ServerProcess], tmp_path: Path, models: dict[str, Path]
+) -> None:
+    """Triton's Open Inference Protocol client (from PyPI, binary tensors by default) against
+    the server process: health, metadata, inference in binary and in JSON, request ids, a
+    DataFrame with a BYTES column, and a refused request as the client's exception."""
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    s = start(server, tmp_path, "--name", "fraud", "--uri", str(models["lr"]))
+    assert s.wait_loaded() == 200
+    estimator = skops.io.load(models["lr"])
+    rows = X[:7].astype(np.float32)
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{s.port}")
+    try:
+        assert client.is_server_live() and client.is_model_ready("fraud")
+        assert client.get_model_metadata("fraud")["inputs"][0]["shape"] == [-1, 20]
+        for binary in (True, False):
+            tensor = triton.InferInput("x", list(rows.shape), "FP32")
+            tensor.set_data_from_numpy(rows, binary_data=binary)
+            wanted = [
+                triton.InferRequestedOutput(name, binary_data=binary)
+                for name in ("predict", "predict_proba")
+            ]
+            result = client.infer("fraud", [tensor], outputs=wanted, request_id=f"t-{binary}")
+            assert result.get_response()["id"] == f"t-{binary}"
+            assert result.as_numpy("predict").tolist() == estimator.predict(rows).tolist()
+            proba = result.as_numpy("predict_proba")
+            assert np.allclose(proba, estimator.predict_proba(rows), rtol=0, atol=1e-12)
+        # No outputs named: the client asks for all of them in binary.
+        everything = client.infer("fraud", [tensor])
+        assert everything.as_numpy("predict").tolist() == estimator.predict(rows).tolist()
+        wrong = triton.InferInput("x", [2, 3], "FP32")
+        wrong.set_data_from_numpy(np.zeros((2, 3), dtype=np.float32))
+        with pytest.raises(InferenceServerException, match="expected 20 features"):
+            client.infer("fraud", [wrong])
+    finally:
+        client.close()
+
+    frame = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0] * 3, "colour": ["red", "blue", "red"] * 4})
+    pipeline = Pipeline(
+        [("prep", ColumnTransformer([("c", OneHotEncoder(), ["colour"])], remainder="passthrough")),
+         ("lr", LogisticRegression())]
+    ).fit(frame, ["s", "m", "l"] * 4)  # fmt: skip
+    skops.io.dump(pipeline, tmp_path / "pipeline.skops")
+    p = start(server, tmp_path, "--name", "sizes", "--uri", str(tmp_path / "pipeline.skops"))
+    assert p.wait_loaded() == 200
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{p.port}")
+    try:
+        colour = triton.InferInput("colour", [12, 1], "BYTES")
+        colour.set_data_from_numpy(frame[["colour"]].to_numpy(dtype=object))
+        size = triton.InferInput("size", [12, 1], "FP64")
+        size.set_data_from_numpy(frame[["size"]].to_numpy(dtype=np.float64))
+        result = client.infer("sizes", [colour, size])
+        labels = [v.decode() for v in result.as_numpy("predict").tolist()]
+        assert labels == pipeline.predict(frame).tolist()
+    finally:
+        client.close()

@@ -209,6 +209,70 @@ def test_dataframe_requests_never_answer_5xx(
         assert isinstance(doc["error"], str) and doc["error"], doc
 
 
+ITEM_SIZES = {"FP32": 4, "FP64": 8, "INT64": 8, "INT8": 1, "BOOL": 1}
+
+
+@st.composite
+def binary_requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    """The binary extension: a JSON head whose inputs declare sizes, bytes after it, and an
+    Inference-Header-Content-Length. Half are well formed (sizes that fit, the right header), so
+    that the model sees what arbitrary bytes decode to; the rest lie anywhere."""
+    if draw(st.booleans()):
+        datatype = draw(st.sampled_from(sorted(ITEM_SIZES)))
+        rows = draw(st.integers(min_value=1, max_value=3))
+        n = rows * N_FEATURES * ITEM_SIZES[datatype]
+        raw = draw(st.binary(min_size=n, max_size=n))
+        doc = {"name": "input-0", "datatype": datatype, "shape": [rows, N_FEATURES]}
+        head = json.dumps({"inputs": [{**doc, "parameters": {"binary_data_size": n}}]}).encode()
+        return head + raw, {"Inference-Header-Content-Length": str(len(head))}
+    inputs = []
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        rows = draw(st.integers(min_value=0, max_value=3))
+        size = draw(st.one_of(st.integers(min_value=-2, max_value=64), json_values))
+        inputs.append(
+            {
+                "name": draw(st.sampled_from(["input-0", "age", "city"])),
+                "datatype": draw(st.sampled_from(DATATYPES)),
+                "shape": draw(st.sampled_from([[rows, N_FEATURES], [rows], [rows, 1]])),
+                "parameters": {"binary_data_size": size},
+            }
+        )
+    head = json.dumps({"inputs": inputs, "parameters": {"binary_data_output": True}}).encode()
+    tail = draw(st.binary(max_size=96))
+    length = draw(
+        st.one_of(
+            st.just(str(len(head))),
+            st.integers(min_value=-1, max_value=len(head) + len(tail) + 1).map(str),
+            st.text(alphabet="0123456789 +-x", max_size=4),
+        )
+    )
+    return head + tail, {"Inference-Header-Content-Length": length}
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=EXAMPLES < 1000,
+)
+@given(request=binary_requests())
+def test_binary_bodies_never_answer_5xx(
+    harness: tuple[asyncio.AbstractEventLoop, TestClient[Any, Any], ServerState],
+    request: tuple[bytes, dict[str, str]],
+) -> None:
+    loop, client, _ = harness
+    body, headers = request
+
+    async def call() -> tuple[int, bytes]:
+        resp = await client.post("/v2/models/m/infer", data=body, headers=headers)
+        return resp.status, await resp.read()
+
+    status, raw = loop.run_until_complete(call())
+    assert status in (200, 400, 413), (status, raw)
+    if status == 400:
+        assert orjson.loads(raw)["error"]
+
+
 def test_every_fuzzed_request_was_counted(
     harness: tuple[asyncio.AbstractEventLoop, TestClient[Any, Any], ServerState],
 ) -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import orjson
 import pytest
 
+from modelrollout.server.datatypes import RequestError
 from modelrollout.server.tensors import (
-    RequestError,
     Tensor,
     decode_request,
     features_matrix,

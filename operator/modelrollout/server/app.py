@@ -16,12 +16,14 @@ import orjson
 from aiohttp import web
 
 from modelrollout import __version__
+from modelrollout.server.binary import HEADER_LENGTH
+from modelrollout.server.datatypes import RequestError
 from modelrollout.server.faults import Faults, InjectedFault
 from modelrollout.server.frames import model_input
 from modelrollout.server.inference import PREDICT, PREDICT_PROBA, Predictor
 from modelrollout.server.loading import LoadedModel
 from modelrollout.server.metrics import ServerMetrics
-from modelrollout.server.tensors import RequestError, decode_request, dtype_name
+from modelrollout.server.tensors import decode_request, dtype_name, encode_outputs
 
 log = logging.getLogger("modelrollout.server")
 
@@ -67,6 +69,13 @@ class ServerState:
 
 def _json(payload: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status, headers=_JSON)
+
+
+def _with_binary(payload: Any, binary: bytes) -> web.Response:
+    """The binary extension's response: the JSON, then the outputs' bytes."""
+    head = orjson.dumps(payload)
+    headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(head))}
+    return web.Response(body=head + binary, headers=headers)
 
 
 def _error(message: str, status: int) -> web.Response:
@@ -156,21 +165,22 @@ class _Handlers:
                 raise RequestError(
                     f"body over the limit of {s.max_body_bytes} bytes", 413
                 ) from None
-            req = decode_request(body)
+            req = decode_request(body, request.headers.get(HEADER_LENGTH))
             model = predictor.model
             x = model_input(req, model, numeric_fast_path=predictor.fast_path is not None)
             s.faults.maybe_fail()
             pred = predictor(x, req.outputs)
             if s.faults.config.latency_ms:
                 await asyncio.sleep(s.faults.config.latency_ms / 1000.0)
+            tensors, binary = encode_outputs(pred.outputs, req)
             payload: dict[str, Any] = {
                 "model_name": s.name,
                 "model_version": s.version,
-                "outputs": pred.outputs,
+                "outputs": tensors,
             }
             if req.id is not None:
                 payload["id"] = req.id
-            response = _json(payload)
+            response = _json(payload) if not binary else _with_binary(payload, binary)
             if pred.class_indices is not None:
                 s.metrics.observe_classes(pred.class_indices)
             if pred.values is not None:

@@ -59,7 +59,8 @@ def _logistic(est: Any) -> Proba | None:
         def binary(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
             d = (x @ coef_t + intercept)[:, 0]
             out = np.empty((d.shape[0], 2))
-            out[:, 1] = 1.0 / (1.0 + np.exp(-d))
+            with np.errstate(over="ignore"):  # exp overflows to inf: the probability is 0
+                out[:, 1] = 1.0 / (1.0 + np.exp(-d))
             out[:, 0] = 1.0 - out[:, 1]
             return out
 

@@ -15,8 +15,9 @@ from typing import Any, TypeAlias
 import numpy as np
 import pandas as pd
 
+from modelrollout.server.datatypes import RequestError
 from modelrollout.server.loading import LoadedModel
-from modelrollout.server.tensors import InferRequest, RequestError, Tensor, features_matrix
+from modelrollout.server.tensors import InferRequest, Tensor, features_matrix
 
 # The protocol's `parameters.content_type` that MLServer's PandasCodec puts on a request.
 PANDAS = "pd"

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from modelrollout.server.datatypes import RequestError
 from modelrollout.server.fastpath import Proba, accepts, compile_proba
 from modelrollout.server.faults import Faults
 from modelrollout.server.fetch import one_line
 from modelrollout.server.frames import ModelInput
 from modelrollout.server.loading import LoadedModel
-from modelrollout.server.tensors import RequestError, output_tensor
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
@@ -38,7 +38,7 @@ _ARGMAX_CONSISTENT = (
 
 @dataclass(frozen=True)
 class Prediction:
-    outputs: list[dict[str, Any]]
+    outputs: list[tuple[str, np.ndarray[Any, Any]]]  # (output name, result), in order
     class_indices: np.ndarray[Any, Any] | None  # index into classes_, for class counts
     values: np.ndarray[Any, Any] | None  # regressor values or top probabilities
 
@@ -79,7 +79,7 @@ class Predictor:
         if self._shift and values.dtype.kind in "fiu":
             values = self.faults.shift_values(values)
         numeric = values if values.dtype.kind in "fiu" else None
-        return Prediction([output_tensor(PREDICT, values)], None, numeric)
+        return Prediction([(PREDICT, values)], None, numeric)
 
     def _classify(self, x: ModelInput, names: list[str]) -> Prediction:
         assert self._classes is not None
@@ -98,9 +98,9 @@ class Predictor:
         outputs = []
         if PREDICT in names:
             preds = self._classes[idx] if idx is not None else self._est.predict(x)
-            outputs.append(output_tensor(PREDICT, np.asarray(preds)))
+            outputs.append((PREDICT, np.asarray(preds)))
         if want_proba and proba is not None:
-            outputs.append(output_tensor(PREDICT_PROBA, proba))
+            outputs.append((PREDICT_PROBA, proba))
         top = proba.max(axis=1) if proba is not None else None
         return Prediction(outputs, idx, top)
 

@@ -1,4 +1,5 @@
-"""Open Inference Protocol v2 tensors in their JSON form: request decoding, output encoding.
+"""Open Inference Protocol v2 tensors: request decoding (JSON, and the binary extension through
+``server.binary``), output encoding.
 
 Everything a client can send is checked here, so a bad request becomes a ``RequestError``
 (HTTP 400 with the protocol's ``{"error": ...}`` body) and never reaches the model.
@@ -13,30 +14,16 @@ from typing import Any
 import numpy as np
 import orjson
 
+from modelrollout.server.binary import SIZE, BinaryInputs, decode_binary, encode_binary, split_body
+from modelrollout.server.datatypes import (
+    DATATYPES,
+    FLOAT_TYPES,
+    INT_RANGE,
+    INT_TYPES,
+    RequestError,
+)
+
 MAX_DIMS = 8
-
-_FLOAT = {"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
-_INT: dict[str, type[np.integer[Any]]] = {
-    "INT8": np.int8,
-    "INT16": np.int16,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "UINT8": np.uint8,
-    "UINT16": np.uint16,
-    "UINT32": np.uint32,
-    "UINT64": np.uint64,
-}
-_INT_RANGE = {k: (int(np.iinfo(t).min), int(np.iinfo(t).max)) for k, t in _INT.items()}
-DATATYPES = frozenset({*_FLOAT, *_INT, "BOOL", "BYTES"})
-
-
-class RequestError(Exception):
-    """The client's fault: answered with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -52,11 +39,19 @@ class InferRequest:
     inputs: list[Tensor]
     outputs: list[str] | None  # names the client asked for; None means all
     content_type: str | None = None  # parameters.content_type of the request ("pd": a DataFrame)
+    binary_data_output: bool = False  # every output in binary (the request's parameter)
+    binary_outputs: frozenset[str] = frozenset()  # requested outputs marked binary_data
+
+    def wants_binary(self, output: str) -> bool:
+        return self.binary_data_output or output in self.binary_outputs
 
 
-def decode_request(body: bytes) -> InferRequest:
+def decode_request(body: bytes, header_length: str | None = None) -> InferRequest:
+    """A request body; `header_length` is the Inference-Header-Content-Length header, which
+    says that binary tensor data follows the JSON."""
+    json_part, binary_part = split_body(body, header_length)
     try:
-        doc = orjson.loads(body)
+        doc = orjson.loads(json_part)
     except orjson.JSONDecodeError as exc:
         raise RequestError(f"malformed JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -73,29 +68,49 @@ def decode_request(body: bytes) -> InferRequest:
     content_type = (params or {}).get("content_type")
     if content_type is not None and not isinstance(content_type, str):
         raise RequestError("'parameters.content_type' must be a string")
+    binary = BinaryInputs(binary_part)
+    tensors = [decode_tensor(t, i, binary) for i, t in enumerate(inputs)]
+    binary.finish()
+    names, binary_outputs = _requested_outputs(doc.get("outputs"))
     return InferRequest(
         id=req_id,
-        inputs=[decode_tensor(t, i) for i, t in enumerate(inputs)],
-        outputs=_requested_outputs(doc.get("outputs")),
+        inputs=tensors,
+        outputs=names,
         content_type=content_type,
+        binary_data_output=_flag(params, "binary_data_output", "parameters"),
+        binary_outputs=binary_outputs,
     )
 
 
-def _requested_outputs(outputs: Any) -> list[str] | None:
+def _flag(params: dict[str, Any] | None, key: str, where: str) -> bool:
+    value = (params or {}).get(key, False)
+    if not isinstance(value, bool):
+        raise RequestError(f"'{where}.{key}' must be true or false")
+    return value
+
+
+def _requested_outputs(outputs: Any) -> tuple[list[str] | None, frozenset[str]]:
+    """The names asked for (None: all) and those of them wanted in binary."""
     if outputs is None:
-        return None
+        return None, frozenset()
     if not isinstance(outputs, list):
         raise RequestError("'outputs' must be a list")
     names: list[str] = []
+    binary: set[str] = set()
     for out in outputs:
         name = out.get("name") if isinstance(out, dict) else None
         if not isinstance(name, str):
             raise RequestError("each requested output needs a string 'name'")
+        params = out.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise RequestError(f"output {name!r}: 'parameters' must be an object")
+        if _flag(params, "binary_data", f"outputs[{name!r}].parameters"):
+            binary.add(name)
         names.append(name)
-    return names
+    return names, frozenset(binary)
 
 
-def decode_tensor(doc: Any, index: int) -> Tensor:
+def decode_tensor(doc: Any, index: int, binary: BinaryInputs | None = None) -> Tensor:
     if not isinstance(doc, dict):
         raise RequestError(f"input {index} must be an object")
     name = doc.get("name", f"input-{index}")
@@ -112,6 +127,15 @@ def decode_tensor(doc: Any, index: int) -> Tensor:
         or not all(type(d) is int and d >= 0 for d in shape)
     ):
         raise RequestError(f"input {name!r}: 'shape' must be a list of 1 to {MAX_DIMS} sizes >= 0")
+    params = doc.get("parameters")
+    if isinstance(params, dict) and SIZE in params:
+        if "data" in doc:
+            raise RequestError(f"input {name!r}: both 'data' and '{SIZE}'")
+        if binary is None:
+            raise RequestError(f"input {name!r}: '{SIZE}' without binary data")
+        return Tensor(
+            name, datatype, decode_binary(binary.take(name, params[SIZE]), datatype, shape, name)
+        )
     if not isinstance(data, list):
         raise RequestError(f"input {name!r}: 'data' must be a list")
     array = _to_array(data, datatype, name)
@@ -127,21 +151,21 @@ def _to_array(data: list[Any], datatype: str, name: str) -> np.ndarray[Any, Any]
     except (ValueError, TypeError, OverflowError, RecursionError):
         raise RequestError(f"input {name!r}: 'data' is ragged or holds mixed values") from None
     kind = raw.dtype.kind
-    if datatype in _FLOAT:
+    if datatype in FLOAT_TYPES:
         if kind not in "fiu":
             raise RequestError(f"input {name!r}: {datatype} data must be numbers")
         with np.errstate(over="ignore"):
-            out = raw.astype(_FLOAT[datatype], copy=False)
+            out = raw.astype(FLOAT_TYPES[datatype], copy=False)
         if not np.isfinite(out).all():
             raise RequestError(f"input {name!r}: values out of range for {datatype}")
         return out
-    if datatype in _INT:
+    if datatype in INT_TYPES:
         if kind not in "iu":
             raise RequestError(f"input {name!r}: {datatype} data must be integers")
-        lo, hi = _INT_RANGE[datatype]
+        lo, hi = INT_RANGE[datatype]
         if raw.size and (int(raw.min()) < lo or int(raw.max()) > hi):
             raise RequestError(f"input {name!r}: values out of range for {datatype}")
-        return raw.astype(_INT[datatype], copy=False)
+        return raw.astype(INT_TYPES[datatype], copy=False)
     if datatype == "BOOL":
         if kind != "b" and raw.size:
             raise RequestError(f"input {name!r}: BOOL data must be true/false")
@@ -205,18 +229,46 @@ def _stack_columns(inputs: list[Tensor], feature_names: list[str] | None) -> np.
     return np.column_stack(columns)
 
 
-def output_tensor(name: str, array: np.ndarray[Any, Any]) -> dict[str, Any]:
-    """A result array as a protocol output tensor (row-major flat data)."""
+def output_datatype(array: np.ndarray[Any, Any]) -> str:
+    """The protocol datatype a result array is sent as."""
     kind = array.dtype.kind
     if kind == "f":
-        datatype, data = "FP64" if array.dtype.itemsize == 8 else "FP32", array.ravel().tolist()
-    elif kind == "b":
-        datatype, data = "BOOL", array.ravel().tolist()
-    elif kind in "iu":
-        datatype, data = "INT64", array.ravel().tolist()
-    else:
-        datatype, data = "BYTES", [str(v) for v in array.ravel().tolist()]
+        return "FP64" if array.dtype.itemsize == 8 else "FP32"
+    return {"b": "BOOL", "i": "INT64", "u": "INT64"}.get(kind, "BYTES")
+
+
+def output_tensor(name: str, array: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """A result array as a protocol output tensor (row-major flat data)."""
+    datatype = output_datatype(array)
+    data = array.ravel().tolist()
+    if datatype == "BYTES":
+        data = [str(v) for v in data]
     return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
+
+
+def encode_outputs(
+    outputs: list[tuple[str, np.ndarray[Any, Any]]], req: InferRequest
+) -> tuple[list[dict[str, Any]], bytes]:
+    """The response's output tensors, and the bytes that follow the JSON for those the request
+    wants in binary (in the same order)."""
+    tensors: list[dict[str, Any]] = []
+    parts: list[bytes] = []
+    for name, array in outputs:
+        if not req.wants_binary(name):
+            tensors.append(output_tensor(name, array))
+            continue
+        datatype = output_datatype(array)
+        raw = encode_binary(datatype, array)
+        parts.append(raw)
+        tensors.append(
+            {
+                "name": name,
+                "datatype": datatype,
+                "shape": list(array.shape),
+                "parameters": {SIZE: len(raw)},
+            }
+        )
+    return tensors, b"".join(parts)
 
 
 def dtype_name(kind: str) -> str:
