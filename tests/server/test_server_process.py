@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from modelrollout.server.digest import path_sha256
-from tests.server.process import ServerProcess
+from tests.server.process import ServerProcess, free_port
 
 TREE = "sklearn.tree._tree.Tree"
 X, Y = make_classification(n_samples=400, n_features=20, random_state=0)
@@ -279,3 +279,68 @@ def test_triton_s_client_with_binary_and_json_tensors(
         assert labels == pipeline.predict(frame).tolist()
     finally:
         client.close()
+
+
+def test_the_grpc_form_with_triton_s_client_and_typed_contents(
+    server: list[ServerProcess], tmp_path: Path, models: dict[str, Path]
+) -> None:
+    """The protocol's gRPC form on its own port: Triton's gRPC client (raw tensors), a plain
+    channel with typed contents, errors as gRPC status codes, and the same metrics as REST."""
+    import grpc
+    import tritonclient.grpc as triton
+    from tritonclient.utils import InferenceServerException
+
+    from modelrollout.server.grpc_messages import MESSAGES, SERVICE
+
+    grpc_port = free_port()
+    s = start(
+        server, tmp_path,
+        "--name", "fraud", "--uri", str(models["lr"]), "--grpc-port", str(grpc_port),
+        "--version", "7", "--revision", "abc123",
+    )  # fmt: skip
+    assert s.wait_loaded() == 200
+    estimator = skops.io.load(models["lr"])
+    rows = X[:6].astype(np.float32)
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{grpc_port}")
+    try:
+        assert client.is_server_live() and client.is_model_ready("fraud")
+        meta = client.get_model_metadata("fraud")
+        assert [o.name for o in meta.outputs] == ["predict", "predict_proba"]
+        tensor = triton.InferInput("x", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows)
+        result = client.infer("fraud", [tensor], request_id="g-1")
+        assert result.get_response().id == "g-1"
+        assert result.as_numpy("predict").tolist() == estimator.predict(rows).tolist()
+        proba = result.as_numpy("predict_proba")
+        assert np.allclose(proba, estimator.predict_proba(rows), rtol=0, atol=1e-12)
+        wrong = triton.InferInput("x", [2, 3], "FP32")
+        wrong.set_data_from_numpy(np.zeros((2, 3), dtype=np.float32))
+        with pytest.raises(InferenceServerException, match="expected 20 features") as refused:
+            client.infer("fraud", [wrong])
+        assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+        with pytest.raises(InferenceServerException) as unknown:
+            client.infer("other", [tensor])
+        assert unknown.value.status() == "StatusCode.NOT_FOUND"
+    finally:
+        client.close()
+
+    request = MESSAGES["ModelInferRequest"](model_name="fraud", id="typed")
+    typed = request.inputs.add(name="x", datatype="FP64", shape=list(rows.shape))
+    typed.contents.fp64_contents.extend(rows.astype(np.float64).ravel().tolist())
+    request.outputs.add(name="predict")
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        infer = channel.unary_unary(
+            f"/{SERVICE}/ModelInfer",
+            request_serializer=MESSAGES["ModelInferRequest"].SerializeToString,
+            response_deserializer=MESSAGES["ModelInferResponse"].FromString,
+        )
+        response = infer(request, timeout=30)
+    assert response.id == "typed" and not response.raw_output_contents
+    (predict,) = response.outputs
+    assert predict.name == "predict" and predict.datatype == "INT64"
+    assert list(predict.contents.int64_contents) == estimator.predict(rows).tolist()
+
+    m = scrape(s.url)
+    ids = {"model": "fraud", "version": "7", "revision": "abc123"}
+    assert value(m, "model_infer_request_success_total", **ids) == 2
+    assert value(m, "model_infer_request_failure_total", **ids) == 2  # 20 features, "other"

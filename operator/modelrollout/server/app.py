@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,10 +22,10 @@ from modelrollout.server.binary import HEADER_LENGTH
 from modelrollout.server.datatypes import RequestError
 from modelrollout.server.faults import Faults, InjectedFault
 from modelrollout.server.frames import model_input
-from modelrollout.server.inference import PREDICT, PREDICT_PROBA, Predictor
+from modelrollout.server.inference import PREDICT, PREDICT_PROBA, Prediction, Predictor
 from modelrollout.server.loading import LoadedModel
 from modelrollout.server.metrics import ServerMetrics
-from modelrollout.server.tensors import decode_request, dtype_name, encode_outputs
+from modelrollout.server.tensors import InferRequest, decode_request, dtype_name, encode_outputs
 
 log = logging.getLogger("modelrollout.server")
 
@@ -65,6 +67,48 @@ class ServerState:
     def set_draining(self) -> None:
         self.draining = True
         self.metrics.set_ready(False)
+
+    def check_model(self, name: str, version: str | None) -> Predictor:
+        """The addressed model, or a RequestError with the protocol's (HTTP) status."""
+        if name != self.name:
+            raise RequestError(f"model {name!r} not found", 404)
+        if version and version != self.version:
+            raise RequestError(f"model {name!r} has no version {version!r}", 404)
+        if self.predictor is None:
+            why = self.load_error or "still loading"
+            raise RequestError(f"model {self.name!r} is not ready: {why}", 503)
+        return self.predictor
+
+    async def infer(
+        self, name: str, version: str | None, decode: Callable[[], Awaitable[InferRequest]]
+    ) -> Answer:
+        """One inference, whatever the transport: `decode` reads the request; errors are raised
+        (RequestError, InjectedFault, or the model's own) for the transport to answer; every
+        call is counted."""
+        start = time.perf_counter()
+        ok = False
+        try:
+            predictor = self.check_model(name, version)
+            req = await decode()
+            x = model_input(req, predictor.model, numeric_fast_path=predictor.fast_path is not None)
+            self.faults.maybe_fail()
+            pred = predictor(x, req.outputs)
+            if self.faults.config.latency_ms:
+                await asyncio.sleep(self.faults.config.latency_ms / 1000.0)
+            if pred.class_indices is not None:
+                self.metrics.observe_classes(pred.class_indices)
+            if pred.values is not None:
+                self.metrics.observe_values(pred.values)
+            ok = True
+            return Answer(req, pred)
+        finally:
+            self.metrics.observe_request(ok, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class Answer:
+    request: InferRequest
+    prediction: Prediction
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -116,17 +160,8 @@ class _Handlers:
         return _json({"name": "modelrollout-server", "version": __version__, "extensions": []})
 
     def _check_model(self, request: web.Request) -> Predictor:
-        """The addressed model, or a RequestError with the protocol's status."""
         info = request.match_info
-        if info["name"] != self.s.name:
-            raise RequestError(f"model {info['name']!r} not found", 404)
-        version = info.get("version")
-        if version is not None and version != self.s.version:
-            raise RequestError(f"model {info['name']!r} has no version {version!r}", 404)
-        if self.s.predictor is None:
-            why = self.s.load_error or "still loading"
-            raise RequestError(f"model {self.s.name!r} is not ready: {why}", 503)
-        return self.s.predictor
+        return self.s.check_model(info["name"], info.get("version"))
 
     async def model_ready(self, request: web.Request) -> web.Response:
         try:
@@ -142,7 +177,7 @@ class _Handlers:
             predictor = self._check_model(request)
         except RequestError as exc:
             return _error(exc.message, exc.status)
-        return _json(_metadata(self.s, predictor))
+        return _json(model_metadata(self.s, predictor))
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self.s.metrics.exposition(), headers=_PROMETHEUS)
@@ -151,11 +186,9 @@ class _Handlers:
         return _error(f"no route for {request.method} {request.path}", 404)
 
     async def infer(self, request: web.Request) -> web.Response:
-        start = time.perf_counter()
         s = self.s
-        ok = False
-        try:
-            predictor = self._check_model(request)
+
+        async def read() -> InferRequest:
             length = request.content_length
             if length is not None and length > s.max_body_bytes:
                 raise RequestError(f"body over the limit of {s.max_body_bytes} bytes", 413)
@@ -165,28 +198,11 @@ class _Handlers:
                 raise RequestError(
                     f"body over the limit of {s.max_body_bytes} bytes", 413
                 ) from None
-            req = decode_request(body, request.headers.get(HEADER_LENGTH))
-            model = predictor.model
-            x = model_input(req, model, numeric_fast_path=predictor.fast_path is not None)
-            s.faults.maybe_fail()
-            pred = predictor(x, req.outputs)
-            if s.faults.config.latency_ms:
-                await asyncio.sleep(s.faults.config.latency_ms / 1000.0)
-            tensors, binary = encode_outputs(pred.outputs, req)
-            payload: dict[str, Any] = {
-                "model_name": s.name,
-                "model_version": s.version,
-                "outputs": tensors,
-            }
-            if req.id is not None:
-                payload["id"] = req.id
-            response = _json(payload) if not binary else _with_binary(payload, binary)
-            if pred.class_indices is not None:
-                s.metrics.observe_classes(pred.class_indices)
-            if pred.values is not None:
-                s.metrics.observe_values(pred.values)
-            ok = True
-            return response
+            return decode_request(body, request.headers.get(HEADER_LENGTH))
+
+        info = request.match_info
+        try:
+            answer = await s.infer(info["name"], info.get("version"), read)
         except RequestError as exc:
             return _error(exc.message, exc.status)
         except InjectedFault as exc:
@@ -194,8 +210,15 @@ class _Handlers:
         except Exception as exc:  # a genuine model error: the only 5xx we answer
             log.exception("inference failed")
             return _error(f"inference failed: {type(exc).__name__}", 500)
-        finally:
-            s.metrics.observe_request(ok, time.perf_counter() - start)
+        tensors, binary = encode_outputs(answer.prediction.outputs, answer.request)
+        payload: dict[str, Any] = {
+            "model_name": s.name,
+            "model_version": s.version,
+            "outputs": tensors,
+        }
+        if answer.request.id is not None:
+            payload["id"] = answer.request.id
+        return _json(payload) if not binary else _with_binary(payload, binary)
 
 
 def _inputs(model: LoadedModel, n: int) -> list[dict[str, Any]]:
@@ -206,7 +229,7 @@ def _inputs(model: LoadedModel, n: int) -> list[dict[str, Any]]:
     return [{"name": c, "datatype": types[c], "shape": [-1, 1]} for c in model.feature_names]
 
 
-def _metadata(state: ServerState, predictor: Predictor) -> dict[str, Any]:
+def model_metadata(state: ServerState, predictor: Predictor) -> dict[str, Any]:
     model = predictor.model
     n = model.n_features if model.n_features is not None else -1
     outputs: list[dict[str, Any]] = []

@@ -23,6 +23,7 @@ class ServerConfig:
     revision: str = ""
     host: str = "0.0.0.0"
     port: int = 8080
+    grpc_port: int = 0  # 0: no gRPC listener
     workers: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
     drain_seconds: float = 0.0
@@ -38,7 +39,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="modelrollout-server",
-        description="Serve a scikit-learn model over the Open Inference Protocol v2 (HTTP).",
+        description="Serve a scikit-learn model over the Open Inference Protocol v2 (REST, gRPC).",
     )
     p.add_argument("--name", default=d("name", "model"), help="model name in the URL paths")
     p.add_argument("--uri", default=d("uri"), help="file://, path, http(s)://, s3://, pvc://")
@@ -55,6 +56,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--revision", default=d("revision", ""), help="rollout revision label")
     p.add_argument("--host", default=d("host", "0.0.0.0"))
     p.add_argument("--port", type=int, default=int(d("port", "8080") or 8080))
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=int(d("grpc-port", "0") or 0),
+        help="port of the protocol's gRPC form (KServe and MLServer use 8081); 0: off",
+    )
     p.add_argument("--workers", type=int, default=int(d("workers", "1") or 1))
     p.add_argument("--pvc-root", default=d("pvc-root"), help="where pvc:// claims are mounted")
     p.add_argument(
@@ -124,6 +131,7 @@ def parse_config(
         revision=a.revision,
         host=a.host,
         port=a.port,
+        grpc_port=a.grpc_port,
         workers=a.workers,
         max_body_bytes=a.max_body_bytes,
         drain_seconds=a.drain_seconds,

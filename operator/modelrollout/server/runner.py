@@ -112,6 +112,14 @@ async def serve(config: ServerConfig, metrics: ServerMetrics, preloaded: LoadRes
     )
     await site.start()
     log.info("listening on %s:%d (pid %d)", config.host, config.port, os.getpid())
+    grpc_server = None
+    if config.grpc_port:
+        from modelrollout.server import grpc_service
+
+        grpc_server = await grpc_service.start(
+            state, config.host, config.grpc_port, reuse_port=config.workers > 1
+        )
+        log.info("gRPC on %s:%d", config.host, config.grpc_port)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -132,6 +140,8 @@ async def serve(config: ServerConfig, metrics: ServerMetrics, preloaded: LoadRes
     if config.drain_seconds > 0:
         await asyncio.sleep(config.drain_seconds)
     # Stops listening, then waits for in-flight requests (up to shutdown_timeout).
+    if grpc_server is not None:
+        await grpc_server.stop(config.shutdown_timeout)
     await runner.cleanup()
     if loading is not None and not loading.done():
         log.info("exiting while the model is still loading")

@@ -119,14 +119,7 @@ def decode_tensor(doc: Any, index: int, binary: BinaryInputs | None = None) -> T
     data = doc.get("data")
     if not isinstance(name, str):
         raise RequestError(f"input {index}: 'name' must be a string")
-    if datatype not in DATATYPES:
-        raise RequestError(f"input {name!r}: unsupported datatype {datatype!r}")
-    if (
-        not isinstance(shape, list)
-        or not 1 <= len(shape) <= MAX_DIMS
-        or not all(type(d) is int and d >= 0 for d in shape)
-    ):
-        raise RequestError(f"input {name!r}: 'shape' must be a list of 1 to {MAX_DIMS} sizes >= 0")
+    datatype, shape = check_header(name, datatype, shape)
     params = doc.get("parameters")
     if isinstance(params, dict) and SIZE in params:
         if "data" in doc:
@@ -138,13 +131,31 @@ def decode_tensor(doc: Any, index: int, binary: BinaryInputs | None = None) -> T
         )
     if not isinstance(data, list):
         raise RequestError(f"input {name!r}: 'data' must be a list")
-    array = _to_array(data, datatype, name)
+    return values_tensor(name, datatype, shape, data)
+
+
+def check_header(name: str, datatype: Any, shape: Any) -> tuple[str, list[int]]:
+    """An input's datatype and shape, checked, whichever form carries its data."""
+    if datatype not in DATATYPES:
+        raise RequestError(f"input {name!r}: unsupported datatype {datatype!r}")
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= MAX_DIMS
+        or not all(type(d) is int and d >= 0 for d in shape)
+    ):
+        raise RequestError(f"input {name!r}: 'shape' must be a list of 1 to {MAX_DIMS} sizes >= 0")
+    return str(datatype), shape
+
+
+def values_tensor(name: str, datatype: str, shape: list[int], data: list[Any]) -> Tensor:
+    """An input from a list of values (JSON's `data`, gRPC's typed contents)."""
+    array = to_array(data, datatype, name)
     if array.size != math.prod(shape):
         raise RequestError(f"input {name!r}: {array.size} values do not fill shape {shape}")
     return Tensor(name, datatype, array.reshape(shape))
 
 
-def _to_array(data: list[Any], datatype: str, name: str) -> np.ndarray[Any, Any]:
+def to_array(data: list[Any], datatype: str, name: str) -> np.ndarray[Any, Any]:
     try:
         # No dtype here: numpy infers the kind, so "1.5" or true cannot sneak into a number.
         raw = np.asarray(data)
