@@ -159,9 +159,10 @@ def _load_mlflow(artifact: Artifact, source: ModelSource) -> Any:
     except yaml.YAMLError as exc:
         raise ModelLoadError(f"{source.uri}/MLmodel is not valid YAML") from exc
     flavors = meta.get("flavors") if isinstance(meta, dict) else None
-    flavor = flavors.get("sklearn") if isinstance(flavors, dict) else None
+    flavors = flavors if isinstance(flavors, dict) else {}
+    flavor = flavors.get("sklearn")
     if not isinstance(flavor, dict):
-        raise ModelLoadError(f"{source.uri}: MLmodel has no sklearn flavor")
+        flavor = _sklearn_behind_pyfunc(flavors.get("python_function"), source.uri)
     model_file = str(flavor.get("pickled_model", "model.pkl"))
     fmt = str(flavor.get("serialization_format", "cloudpickle"))
     data = artifact.files.get(model_file)
@@ -173,6 +174,22 @@ def _load_mlflow(artifact: Artifact, source: ModelSource) -> Any:
     if fmt in ("pickle", "cloudpickle"):
         return _load_pickle(data, source, f"MLflow {fmt}")
     raise ModelLoadError(f"{source.uri}: unsupported MLflow serialization_format {fmt!r}")
+
+
+def _sklearn_behind_pyfunc(pyfunc: Any, uri: str) -> dict[str, Any]:
+    """A python_function flavor that only wraps scikit-learn (loader_module mlflow.sklearn) is
+    loaded as its sklearn model; any other pyfunc is someone's Python code, never run here."""
+    if not isinstance(pyfunc, dict):
+        raise ModelLoadError(f"{uri}: MLmodel has no sklearn flavor")
+    if pyfunc.get("loader_module") != "mlflow.sklearn":
+        raise ModelLoadError(
+            f"{uri}: MLmodel has no sklearn flavor, and its python_function flavor "
+            f"(loader_module {pyfunc.get('loader_module')!r}) is arbitrary Python code, not a "
+            "scikit-learn model: log the model with mlflow.sklearn"
+        )
+    model_file = str(pyfunc.get("model_path") or pyfunc.get("data") or "model.pkl")
+    fmt = "skops" if model_file.endswith(".skops") else "cloudpickle"
+    return {"pickled_model": model_file, "serialization_format": fmt}
 
 
 def describe(estimator: Any, source: ModelSource, digest: str) -> LoadedModel:
