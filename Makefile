@@ -67,9 +67,9 @@ cluster-down: setup
 demo: setup testenv tools
 	$(PY) -m demo.run $(if $(KEEP),--keep,)
 
-## fuzz-server: the model server's infer endpoint against 10,000 generated payloads
+## fuzz-server: the model server's decoders (JSON, DataFrame, binary, gRPC) against 10,000 generated payloads each
 fuzz-server: setup
-	MODELROLLOUT_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q tests/unit/test_server_fuzz.py
+	MODELROLLOUT_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q tests/unit/test_server_fuzz.py tests/unit/test_server_grpc.py
 
 ## faults: the fault matrix, every fault at every moment of a canary and a blue/green rollout (docs/reliability.md)
 faults: setup testenv tools
@@ -77,7 +77,9 @@ faults: setup testenv tools
 
 ## bench-server: modelrollout-server vs MLServer (separate venv in ~/.cache), wrk at 8 connections
 bench-server: setup
+	@bash scripts/ensure-debian-tools.sh wrk:wrk
 	$(PY) benchmarks/model_server.py
+	$(PY) benchmarks/pipeline_server.py
 
 ## bench-operator: N = 100 and 1,000 ModelDeployments on kwok: time to Healthy, RSS, idle CPU/requests
 bench-operator: setup testenv

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the tools the tests run from Debian's packages, each only when it is missing:
 # Prometheus (analysis), socat and nftables (the network namespaces of the fault tests).
+#   scripts/ensure-debian-tools.sh [COMMAND:PACKAGE...]   also these (e.g. wrk:wrk)
 set -euo pipefail
 missing=()
-for pair in prometheus:prometheus socat:socat nft:nftables; do
+for pair in prometheus:prometheus socat:socat nft:nftables "$@"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -13,4 +14,4 @@ SUDO=""
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The prometheus package starts a system service where systemd runs; the tests start their own.
-for tool in prometheus socat nft; do command -v "$tool" >/dev/null; done
+for pair in prometheus:prometheus socat:socat nft:nftables "$@"; do command -v "${pair%%:*}" >/dev/null; done
