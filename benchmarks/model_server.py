@@ -371,14 +371,29 @@ def report(results: dict[str, list[Config]], args: argparse.Namespace, command: 
     return "\n".join(lines) + "\n"
 
 
-def append_results(section: str) -> None:
-    header = "## Model server: modelrollout-server vs MLServer\n"
+HEADER = "## Model server: modelrollout-server vs MLServer\n"
+
+
+def append_results(section: str, header: str = HEADER) -> None:
+    """Put a run into its section of RESULTS.md, right after the section's header, so the
+    newest run comes first."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
     if header not in text:
         text = text.rstrip("\n") + "\n\n" + header + "\n"
-    # New runs go right after this section's header, so the newest comes first.
     head, tail = text.split(header, 1)
     RESULTS.write_text(head + header + "\n" + section + "\n" + tail.lstrip("\n"))
+
+
+def command_line() -> str:
+    """How this run was started, for the results (make's target when make started it)."""
+    if os.environ.get("MAKELEVEL"):
+        return "make bench-server"
+    python = (
+        Path(sys.executable).relative_to(REPO).as_posix()
+        if sys.executable.startswith(str(REPO))
+        else "python"
+    )
+    return " ".join([python, *sys.argv])
 
 
 def main() -> int:
@@ -414,18 +429,7 @@ def main() -> int:
                 # Alternate the order each round so neither side always runs first.
                 for cfg in cfgs if rnd % 2 == 0 else list(reversed(cfgs)):
                     measure(cfg, ctx, model, args.seconds, args.warmup)
-    command = (
-        "make bench-server"
-        if os.environ.get("MAKELEVEL")
-        else " ".join(
-            [
-                Path(sys.executable).relative_to(REPO).as_posix()
-                if sys.executable.startswith(str(REPO))
-                else "python",
-                *sys.argv,
-            ]
-        )
-    )
+    command = command_line()
     section = report(results, args, command)
     print(section)
     if not args.no_write:

@@ -46,6 +46,8 @@ from model_server import (
     RESULTS,
     Config,
     Run,
+    append_results,
+    command_line,
     ensure_mlserver,
     free_port,
     ratio,
@@ -214,14 +216,6 @@ def report(results: dict[int, list[Config]], args: argparse.Namespace, command: 
     return "\n".join(lines) + "\n"
 
 
-def append_results(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if HEADER not in text:
-        text = text.rstrip("\n") + "\n\n" + HEADER + "\n"
-    head, tail = text.split(HEADER, 1)
-    RESULTS.write_text(head + HEADER + "\n" + section + "\n" + tail.lstrip("\n"))
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
@@ -261,14 +255,11 @@ def main() -> int:
                 print(f"{rows} rows: round {rnd + 1}/{args.rounds}", flush=True)
                 for cfg in cfgs if rnd % 2 == 0 else list(reversed(cfgs)):
                     measure(cfg, ctx, rows, args.seconds, args.warmup)
-    command = "make bench-server" if os.environ.get("MAKELEVEL") else " ".join(
-        ["python", *(Path(a).relative_to(REPO).as_posix() if a.startswith(str(REPO)) else a
-                     for a in sys.argv)]
-    )  # fmt: skip
+    command = command_line()
     section = report(results, args, command)
     print(section)
     if not args.no_write:
-        append_results(section)
+        append_results(section, HEADER)
         print(f"appended to {RESULTS.relative_to(REPO)}")
     return 0
 

@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from modelrollout.server.app import ServerState, build_app
+from modelrollout.server.app import ServerState
 from modelrollout.server.faults import FaultConfig, Faults, InjectedFault
 from modelrollout.server.loading import ModelSource, describe
 from modelrollout.server.metrics import ServerMetrics
@@ -35,21 +34,6 @@ def make_state(estimator: Any = CLASSIFIER, faults: FaultConfig | None = None) -
     if estimator is not None:
         state.set_model(describe(estimator, ModelSource(uri="memory"), "d" * 64))
     return state
-
-
-@pytest.fixture
-async def client_for() -> AsyncIterator[Factory]:
-    clients: list[TestClient[Any, Any]] = []
-
-    async def start(state: ServerState) -> TestClient[Any, Any]:
-        client = TestClient(TestServer(build_app(state)))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start
-    for c in clients:
-        await c.close()
 
 
 def infer_body(rows: np.ndarray, **extra: Any) -> dict[str, Any]:

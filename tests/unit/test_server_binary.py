@@ -5,25 +5,26 @@ its sizes."""
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from modelrollout.server.app import ServerState, build_app
+from modelrollout.server.app import ServerState
 from modelrollout.server.binary import HEADER_LENGTH
 from modelrollout.server.faults import FaultConfig, Faults
 from modelrollout.server.loading import ModelSource, describe
 from modelrollout.server.metrics import ServerMetrics
+from tests.unit.server_client import ClientFor
 
 X, Y = make_classification(
     n_samples=200, n_features=4, n_classes=3, n_informative=3, n_redundant=0, random_state=2
@@ -42,20 +43,13 @@ Factory = Callable[[Any], Any]
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Factory]:
-    clients: list[TestClient[Any, Any]] = []
-
+def serve(client_for: ClientFor) -> Factory:
     async def start(estimator: Any) -> TestClient[Any, Any]:
         state = ServerState("m", "1", ServerMetrics("m", "1", "r"), Faults(FaultConfig()), 1 << 16)
         state.set_model(describe(estimator, ModelSource(uri="memory"), "e" * 64))
-        client = TestClient(TestServer(build_app(state)))
-        await client.start_server()
-        clients.append(client)
-        return client
+        return await client_for(state)
 
-    yield start
-    for c in clients:
-        await c.close()
+    return start
 
 
 def strings(values: list[str]) -> bytes:

@@ -4,7 +4,7 @@ trust list, called the way MLServer's pandas codec sends a DataFrame."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import fsspec
@@ -13,20 +13,21 @@ import orjson
 import pandas as pd
 import pytest
 import skops.io
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from modelrollout.server.app import ServerState, build_app
+from modelrollout.server.app import ServerState
 from modelrollout.server.faults import FaultConfig, Faults
 from modelrollout.server.frames import model_input
 from modelrollout.server.inference import Predictor
 from modelrollout.server.loading import LoadedModel, ModelSource, load_model
 from modelrollout.server.metrics import ServerMetrics
 from modelrollout.server.tensors import decode_request
+from tests.unit.server_client import ClientFor
 
 RNG = np.random.default_rng(3)
 N = 400
@@ -74,20 +75,15 @@ def through_skops(estimator: Any) -> LoadedModel:
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Factory]:
-    clients: list[TestClient[Any, Any]] = []
+def serve(client_for: ClientFor) -> Factory:
+    """A client on a server of the estimator, loaded through skops."""
 
     async def start(estimator: Any) -> TestClient[Any, Any]:
         state = ServerState("m", "1", ServerMetrics("m", "1", "r1"), Faults(FaultConfig()), 1 << 20)
         state.set_model(through_skops(estimator))
-        client = TestClient(TestServer(build_app(state)))
-        await client.start_server()
-        clients.append(client)
-        return client
+        return await client_for(state)
 
-    yield start
-    for c in clients:
-        await c.close()
+    return start
 
 
 def pandas_request(frame: pd.DataFrame, **extra: Any) -> dict[str, Any]:

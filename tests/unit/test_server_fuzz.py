@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pandas as pd
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.compose import ColumnTransformer
@@ -24,12 +24,19 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from modelrollout.server.app import ServerState, build_app
+from modelrollout.server.app import ServerState
 from modelrollout.server.faults import FaultConfig, Faults
 from modelrollout.server.loading import ModelSource, describe
 from modelrollout.server.metrics import ServerMetrics
+from tests.unit.server_client import client_on_own_loop
 
 EXAMPLES = int(os.environ.get("MODELROLLOUT_FUZZ_EXAMPLES", "300"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=EXAMPLES < 1000,  # CI runs the same cases every time; the full run explores
+)
 N_FEATURES = 4
 DATATYPES = ["FP16", "FP32", "FP64", "INT8", "INT32", "INT64", "UINT64", "BOOL", "BYTES", "X"]
 
@@ -95,20 +102,11 @@ def harness() -> Iterator[tuple[asyncio.AbstractEventLoop, TestClient[Any, Any],
     x, y = make_classification(n_samples=100, n_features=N_FEATURES, random_state=0)
     state = ServerState("m", "1", ServerMetrics("m", "1", ""), Faults(FaultConfig()), 2048)
     state.set_model(describe(LogisticRegression().fit(x, y), ModelSource(uri="mem"), "0" * 64))
-    loop = asyncio.new_event_loop()
-    client = TestClient(TestServer(build_app(state)), loop=loop)
-    loop.run_until_complete(client.start_server())
-    yield loop, client, state
-    loop.run_until_complete(client.close())
-    loop.close()
+    with client_on_own_loop(state) as (loop, client):
+        yield loop, client, state
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=EXAMPLES < 1000,  # CI runs the same cases every time; the full run explores
-)
+@FUZZ
 @given(path=paths, body=payloads)
 def test_infer_never_answers_5xx(
     harness: tuple[asyncio.AbstractEventLoop, TestClient[Any, Any], ServerState],
@@ -178,20 +176,11 @@ def pipeline_harness() -> Iterator[tuple[asyncio.AbstractEventLoop, TestClient[A
     model = Pipeline([("prep", prep), ("lr", LogisticRegression())]).fit(frame, [0, 1] * 10)
     state = ServerState("m", "1", ServerMetrics("m", "1", ""), Faults(FaultConfig()), 2048)
     state.set_model(describe(model, ModelSource(uri="mem"), "0" * 64))
-    loop = asyncio.new_event_loop()
-    client = TestClient(TestServer(build_app(state)), loop=loop)
-    loop.run_until_complete(client.start_server())
-    yield loop, client
-    loop.run_until_complete(client.close())
-    loop.close()
+    with client_on_own_loop(state) as (loop, client):
+        yield loop, client
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=EXAMPLES < 1000,
-)
+@FUZZ
 @given(body=frame_requests())
 def test_dataframe_requests_never_answer_5xx(
     pipeline_harness: tuple[asyncio.AbstractEventLoop, TestClient[Any, Any]],
@@ -249,12 +238,7 @@ def binary_requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     return head + tail, {"Inference-Header-Content-Length": length}
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=EXAMPLES < 1000,
-)
+@FUZZ
 @given(request=binary_requests())
 def test_binary_bodies_never_answer_5xx(
     harness: tuple[asyncio.AbstractEventLoop, TestClient[Any, Any], ServerState],
