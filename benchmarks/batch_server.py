@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -34,20 +32,22 @@ from sklearn.linear_model import LogisticRegression
 
 from model_server import (
     CONNECTIONS,
-    DEFAULT_VENV,
     OURS_BIN,
+    RATIO_COLUMNS,
     Config,
     Run,
-    append_results,
+    alternate,
+    bench_arguments,
     command_line,
     ensure_mlserver,
     free_port,
-    ratio,
-    run_wrk,
+    launch,
+    load,
+    machine,
+    publish,
+    ratio_row,
     start_mlserver,
-    stop,
-    tree_memory_mb,
-    wait_ready,
+    with_wrk,
     wrk_script,
 )
 
@@ -115,33 +115,19 @@ def measure(cfg: Config, ctx: dict[str, object], seconds: float, warmup: float) 
     log = tmp / f"{cfg.kind}.log"
     if cfg.kind == "ours":
         port = free_port()
-        cmd = [
-            str(OURS_BIN), "--name", NAME, "--uri", str(model["skops"]),
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
-            "--max-body-bytes", str(64 << 20),
-        ]  # fmt: skip
-        with open(log, "ab") as f:
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        proc = launch(
+            [
+                str(OURS_BIN), "--name", NAME, "--uri", str(model["skops"]),
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
+                "--max-body-bytes", str(64 << 20),
+            ],
+            log,
+        )  # fmt: skip
     else:
         proc, port = start_mlserver(ctx["mlserver"], model, NAME, cfg.settings, tmp, log)  # type: ignore[arg-type]
     script: Path = ctx["binary" if "binary" in cfg.label else "json"]  # type: ignore[assignment]
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(proc, f"{base}/v2/models/{NAME}/ready")
-        url = f"{base}/v2/models/{NAME}/infer"
-        run_wrk(url, script, warmup)
-        rps, p50, p99, errors = run_wrk(url, script, seconds)
-        mem = tree_memory_mb(proc.pid)
-    finally:
-        stop(proc)
-    run = Run(rps, p50, p99, mem, errors)
-    cfg.runs.append(run)
-    print(
-        f"  {cfg.label:34} {rps:8.1f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  "
-        f"mem {mem:6.0f} MB  errors {errors}",
-        flush=True,
-    )
-    return run
+    base = f"http://127.0.0.1:{port}/v2/models/{NAME}"
+    return load(cfg, proc, f"{base}/ready", with_wrk(f"{base}/infer", script), seconds, warmup)
 
 
 def report(cfgs: list[Config], args: argparse.Namespace, command: str) -> str:
@@ -149,8 +135,7 @@ def report(cfgs: list[Config], args: argparse.Namespace, command: str) -> str:
         f"### {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}, wrk {CONNECTIONS} connections, "
+        f"{machine(args)}, wrk {CONNECTIONS} connections, "
         f"{args.rounds} alternating rounds x {args.seconds:g} s per configuration (medians). "
         f"LogisticRegression, each request one {ROWS:,} x {FEATURES} FP32 batch; ours answers "
         "predict + predict_proba, MLServer predict. Load average before/after: "
@@ -172,23 +157,12 @@ def report(cfgs: list[Config], args: argparse.Namespace, command: str) -> str:
         ("ours JSON vs MLServer JSON", json_ours, theirs),
         ("ours binary vs MLServer JSON", binary, theirs),
     ):
-        lines.append(
-            f"| {name} | {ratio(a.median('rps'), b.median('rps'))} | "
-            f"{ratio(a.median('p50_ms'), b.median('p50_ms'))} | "
-            f"{ratio(a.median('p99_ms'), b.median('p99_ms'))} |"
-        )
+        lines.append(ratio_row(name, a, b, RATIO_COLUMNS[:3]))
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
-    p.add_argument("--warmup", type=float, default=2.0)
-    p.add_argument("--rounds", type=int, default=2, help="alternating A/B rounds")
-    p.add_argument(
-        "--venv", type=Path, default=Path(os.environ.get("MODELROLLOUT_BENCH_VENV", DEFAULT_VENV))
-    )
-    p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
+    p = bench_arguments(__doc__)
     args = p.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is missing: scripts/ensure-debian-tools.sh wrk:wrk", file=sys.stderr)
@@ -205,15 +179,9 @@ def main() -> int:
             "mlserver": mlserver,
         }
         cfgs = configs()
-        for rnd in range(args.rounds):
-            print(f"round {rnd + 1}/{args.rounds}", flush=True)
-            for cfg in cfgs if rnd % 2 == 0 else list(reversed(cfgs)):
-                measure(cfg, ctx, args.seconds, args.warmup)
+        alternate(cfgs, args.rounds, lambda cfg: measure(cfg, ctx, args.seconds, args.warmup))
     section = report(cfgs, args, command_line())
-    print(section)
-    if not args.no_write:
-        append_results(section, HEADER)
-        print("appended to benchmarks/RESULTS.md")
+    publish(section, args, HEADER)
     return 0
 
 

@@ -20,7 +20,6 @@ import argparse
 import base64
 import json
 import os
-import platform
 import subprocess
 import tempfile
 from datetime import UTC, datetime
@@ -30,18 +29,21 @@ from google.protobuf import descriptor_pb2
 
 from batch_server import FEATURES, ROWS, batch, write_model
 from model_server import (
-    DEFAULT_VENV,
     OURS_BIN,
+    RATIO_COLUMNS,
     Config,
+    Generate,
     Run,
-    append_results,
+    alternate,
+    bench_arguments,
     command_line,
     ensure_mlserver,
     free_port,
-    ratio,
-    stop,
-    tree_memory_mb,
-    wait_ready,
+    launch,
+    load,
+    machine,
+    publish,
+    ratio_row,
 )
 from modelrollout.server.grpc_messages import MESSAGES, SERVICE
 
@@ -103,9 +105,7 @@ def start_ours(model: dict[str, Path], log: Path) -> tuple[subprocess.Popen[byte
         "--port", str(port), "--grpc-port", str(grpc_port), "--log-level", "WARNING",
         "--max-body-bytes", str(64 << 20),
     ]  # fmt: skip
-    with open(log, "ab") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
-    return proc, port, grpc_port
+    return launch(cmd, log), port, grpc_port
 
 
 def start_mlserver(
@@ -164,21 +164,9 @@ def measure(cfg: Config, ctx: dict[str, object], seconds: float, warmup: float) 
     data: Path = ctx["data"][cfg.settings["request"]]  # type: ignore[index]
     ghz: Path = ctx["ghz"]  # type: ignore[assignment]
     protoset: Path = ctx["protoset"]  # type: ignore[assignment]
-    try:
-        wait_ready(proc, f"http://127.0.0.1:{port}/v2/models/{NAME}/ready")
-        run_ghz(ghz, protoset, data, grpc_port, warmup)
-        rps, p50, p99, errors = run_ghz(ghz, protoset, data, grpc_port, seconds)
-        mem = tree_memory_mb(proc.pid)
-    finally:
-        stop(proc)
-    run = Run(rps, p50, p99, mem, errors)
-    cfg.runs.append(run)
-    print(
-        f"  {cfg.label:40} {rps:8.1f} calls/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  "
-        f"mem {mem:6.0f} MB  errors {errors}",
-        flush=True,
-    )
-    return run
+    ready = f"http://127.0.0.1:{port}/v2/models/{NAME}/ready"
+    generate: Generate = lambda s: run_ghz(ghz, protoset, data, grpc_port, s)  # noqa: E731
+    return load(cfg, proc, ready, generate, seconds, warmup)
 
 
 def configs() -> list[Config]:
@@ -194,8 +182,7 @@ def report(cfgs: list[Config], args: argparse.Namespace, command: str) -> str:
         f"### {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}, ghz {GHZ_VERSION} {CONCURRENCY} concurrent calls on "
+        f"{machine(args)}, ghz {GHZ_VERSION} {CONCURRENCY} concurrent calls on "
         f"{CONCURRENCY} connections, {args.rounds} alternating rounds x {args.seconds:g} s "
         "(medians). LogisticRegression on 50 features; ours answers predict + predict_proba, "
         f"MLServer predict. Load average before/after: {args.load_before:.1f}/"
@@ -212,23 +199,12 @@ def report(cfgs: list[Config], args: argparse.Namespace, command: str) -> str:
         )
     lines += ["", "| request | throughput ours / MLServer | p50 | p99 |", "|---|---:|---:|---:|"]
     for ours, theirs in zip(cfgs[::2], cfgs[1::2], strict=True):
-        lines.append(
-            f"| {ours.settings['request']} | {ratio(ours.median('rps'), theirs.median('rps'))} | "
-            f"{ratio(ours.median('p50_ms'), theirs.median('p50_ms'))} | "
-            f"{ratio(ours.median('p99_ms'), theirs.median('p99_ms'))} |"
-        )
+        lines.append(ratio_row(str(ours.settings["request"]), ours, theirs, RATIO_COLUMNS[:3]))
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
-    p.add_argument("--warmup", type=float, default=2.0)
-    p.add_argument("--rounds", type=int, default=2, help="alternating A/B rounds")
-    p.add_argument(
-        "--venv", type=Path, default=Path(os.environ.get("MODELROLLOUT_BENCH_VENV", DEFAULT_VENV))
-    )
-    p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
+    p = bench_arguments(__doc__)
     args = p.parse_args()
     ghz = ensure_ghz()
     mlserver = ensure_mlserver(args.venv)
@@ -249,15 +225,9 @@ def main() -> int:
             "mlserver": mlserver,
         }
         cfgs = configs()
-        for rnd in range(args.rounds):
-            print(f"round {rnd + 1}/{args.rounds}", flush=True)
-            for cfg in cfgs if rnd % 2 == 0 else list(reversed(cfgs)):
-                measure(cfg, ctx, args.seconds, args.warmup)
+        alternate(cfgs, args.rounds, lambda cfg: measure(cfg, ctx, args.seconds, args.warmup))
     section = report(cfgs, args, command_line())
-    print(section)
-    if not args.no_write:
-        append_results(section, HEADER)
-        print("appended to benchmarks/RESULTS.md")
+    publish(section, args, HEADER)
     return 0
 
 

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,8 @@ DEFAULT_VENV = Path.home() / ".cache" / "modelrollout" / "bench-venv"
 OURS_BIN = Path(sys.executable).with_name("modelrollout-server")
 TREE = "sklearn.tree._tree.Tree"
 CONNECTIONS = 8
+# Compared in the ratio tables: throughput, p50, p99, memory.
+RATIO_COLUMNS = ("rps", "p50_ms", "p99_ms", "mem_mb")
 
 
 @dataclass
@@ -267,6 +270,80 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
+# A load generator run for `seconds`: (requests/s, p50 ms, p99 ms, errors).
+Generate = Callable[[float], tuple[float, float, float, int]]
+
+
+def load(
+    cfg: Config,
+    proc: subprocess.Popen[bytes],
+    ready_url: str,
+    generate: Generate,
+    seconds: float,
+    warmup: float,
+) -> Run:
+    """Wait for the server, warm it up, measure, take its memory, stop it; record the run."""
+    try:
+        wait_ready(proc, ready_url)
+        generate(warmup)
+        rps, p50, p99, errors = generate(seconds)
+        mem = tree_memory_mb(proc.pid)
+    finally:
+        stop(proc)
+    run = Run(rps, p50, p99, mem, errors)
+    cfg.runs.append(run)
+    print(
+        f"  {cfg.label:44} {rps:8.1f}/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  "
+        f"mem {mem:6.0f} MB  errors {errors}",
+        flush=True,
+    )
+    return run
+
+
+def with_wrk(url: str, script: Path) -> Generate:
+    return lambda seconds: run_wrk(url, script, seconds)
+
+
+def launch(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as f:
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+
+
+def alternate(cfgs: list[Config], rounds: int, measure_one: Callable[[Config], Run]) -> None:
+    """Each configuration once per round, in reverse order every other round, so that neither
+    side always runs first."""
+    for rnd in range(rounds):
+        print(f"round {rnd + 1}/{rounds}", flush=True)
+        for cfg in cfgs if rnd % 2 == 0 else list(reversed(cfgs)):
+            measure_one(cfg)
+
+
+def ratio_row(first: str, a: Config, b: Config, columns: tuple[str, ...]) -> str:
+    """A table row of a / b medians for the named Run fields."""
+    cells = [ratio(a.median(c), b.median(c)) for c in columns]
+    return f"| {first} | " + " | ".join(cells) + " |"
+
+
+def bench_arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every server benchmark takes."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--rounds", type=int, default=2, help="alternating A/B rounds")
+    p.add_argument(
+        "--venv", type=Path, default=Path(os.environ.get("MODELROLLOUT_BENCH_VENV", DEFAULT_VENV))
+    )
+    p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
+    return p
+
+
+def machine(args: argparse.Namespace) -> str:
+    return (
+        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"Python {platform.python_version()}"
+    )
+
+
 def measure(
     cfg: Config, ctx: dict[str, object], model_name: str, seconds: float, warmup: float
 ) -> Run:
@@ -277,23 +354,9 @@ def measure(
         proc, port = start_ours(model, model_name, cfg, log)
     else:
         proc, port = start_mlserver(ctx["mlserver"], model, model_name, cfg.settings, tmp, log)  # type: ignore[arg-type]
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(proc, f"{base}/v2/models/{model_name}/ready")
-        url = f"{base}/v2/models/{model_name}/infer"
-        run_wrk(url, ctx["script"], warmup)  # type: ignore[arg-type]
-        rps, p50, p99, errors = run_wrk(url, ctx["script"], seconds)  # type: ignore[arg-type]
-        rss = tree_memory_mb(proc.pid)
-    finally:
-        stop(proc)
-    run = Run(rps, p50, p99, rss, errors)
-    cfg.runs.append(run)
-    print(
-        f"  {model_name:3} {cfg.label:34} {rps:8.0f} req/s  p50 {p50:6.2f} ms  "
-        f"p99 {p99:6.2f} ms  mem {rss:6.0f} MB  errors {errors}",
-        flush=True,
-    )
-    return run
+    base = f"http://127.0.0.1:{port}/v2/models/{model_name}"
+    script: Path = ctx["script"]  # type: ignore[assignment]
+    return load(cfg, proc, f"{base}/ready", with_wrk(f"{base}/infer", script), seconds, warmup)
 
 
 def configs() -> list[Config]:
@@ -318,8 +381,7 @@ def report(results: dict[str, list[Config]], args: argparse.Namespace, command: 
         f"### {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}, wrk {CONNECTIONS} connections, "
+        f"{machine(args)}, wrk {CONNECTIONS} connections, "
         f"{args.rounds} alternating rounds x {args.seconds:g} s per configuration "
         f"(medians), 1-row FP64 request, 20 features. Load average before/after: "
         f"{args.load_before:.1f}/{os.getloadavg()[0]:.1f} (other jobs share the machine; "
@@ -362,12 +424,7 @@ def report(results: dict[str, list[Config]], args: argparse.Namespace, command: 
             ("1 worker --no-fast-path vs MLServer tuned (in-process)", plain, ml_tuned),
             (f"best ({ours_best.label}) vs best MLServer ({ml_best.label})", ours_best, ml_best),
         ):
-            lines.append(
-                f"| {model} | {name} | {ratio(a.median('rps'), b.median('rps'))} | "
-                f"{ratio(a.median('p50_ms'), b.median('p50_ms'))} | "
-                f"{ratio(a.median('p99_ms'), b.median('p99_ms'))} | "
-                f"{ratio(a.median('mem_mb'), b.median('mem_mb'))} |"
-            )
+            lines.append(ratio_row(f"{model} | {name}", a, b, RATIO_COLUMNS))
     return "\n".join(lines) + "\n"
 
 
@@ -384,6 +441,14 @@ def append_results(section: str, header: str = HEADER) -> None:
     RESULTS.write_text(head + header + "\n" + section + "\n" + tail.lstrip("\n"))
 
 
+def publish(section: str, args: argparse.Namespace, header: str = HEADER) -> None:
+    """Print a run's section and, unless --no-write, put it into RESULTS.md."""
+    print(section)
+    if not args.no_write:
+        append_results(section, header)
+        print(f"appended to {RESULTS.relative_to(REPO)}")
+
+
 def command_line() -> str:
     """How this run was started, for the results (make's target when make started it)."""
     if os.environ.get("MAKELEVEL"):
@@ -397,18 +462,11 @@ def command_line() -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
-    p.add_argument("--warmup", type=float, default=2.0)
-    p.add_argument("--rounds", type=int, default=2, help="alternating A/B rounds")
+    p = bench_arguments(__doc__)
     p.add_argument("--models", default="lr,rf")
-    p.add_argument(
-        "--venv", type=Path, default=Path(os.environ.get("MODELROLLOUT_BENCH_VENV", DEFAULT_VENV))
-    )
-    p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
     args = p.parse_args()
     if shutil.which("wrk") is None:
-        print("wrk is missing: apt-get install wrk", file=sys.stderr)
+        print("wrk is missing: scripts/ensure-debian-tools.sh wrk:wrk", file=sys.stderr)
         return 2
     mlserver = ensure_mlserver(args.venv)
     args.load_before = os.getloadavg()[0]
@@ -424,17 +482,15 @@ def main() -> int:
         for model in args.models.split(","):
             cfgs = configs()
             results[model] = cfgs
-            for rnd in range(args.rounds):
-                print(f"{model}: round {rnd + 1}/{args.rounds}", flush=True)
-                # Alternate the order each round so neither side always runs first.
-                for cfg in cfgs if rnd % 2 == 0 else list(reversed(cfgs)):
-                    measure(cfg, ctx, model, args.seconds, args.warmup)
+            print(f"model {model}", flush=True)
+            alternate(
+                cfgs,
+                args.rounds,
+                lambda cfg, m=model: measure(cfg, ctx, m, args.seconds, args.warmup),
+            )
     command = command_line()
     section = report(results, args, command)
-    print(section)
-    if not args.no_write:
-        append_results(section)
-        print(f"appended to {RESULTS.relative_to(REPO)}")
+    publish(section, args)
     return 0
 
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -40,22 +38,22 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from model_server import (
     CONNECTIONS,
-    DEFAULT_VENV,
     OURS_BIN,
-    REPO,
-    RESULTS,
+    RATIO_COLUMNS,
     Config,
     Run,
-    append_results,
+    alternate,
+    bench_arguments,
     command_line,
     ensure_mlserver,
     free_port,
-    ratio,
-    run_wrk,
+    launch,
+    load,
+    machine,
+    publish,
+    ratio_row,
     start_mlserver,
-    stop,
-    tree_memory_mb,
-    wait_ready,
+    with_wrk,
     wrk_script,
 )
 
@@ -134,33 +132,19 @@ def measure(cfg: Config, ctx: dict[str, object], rows: int, seconds: float, warm
     if cfg.kind == "ours":
         port = free_port()
         trusted = [arg for t in ctx["trusted"] for arg in ("--trusted-type", t)]  # type: ignore[attr-defined]
-        cmd = [
-            str(OURS_BIN), "--name", NAME, "--uri", str(model["skops"]), *trusted,
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(cfg.workers),
-            "--version", "1", "--revision", "bench", "--log-level", "WARNING",
-        ]  # fmt: skip
-        with open(log, "ab") as f:
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        proc = launch(
+            [
+                str(OURS_BIN), "--name", NAME, "--uri", str(model["skops"]), *trusted,
+                "--host", "127.0.0.1", "--port", str(port), "--workers", str(cfg.workers),
+                "--version", "1", "--revision", "bench", "--log-level", "WARNING",
+            ],
+            log,
+        )  # fmt: skip
     else:
         proc, port = start_mlserver(ctx["mlserver"], model, NAME, cfg.settings, tmp, log)  # type: ignore[arg-type]
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{port}/v2/models/{NAME}"
     script: Path = ctx["scripts"][rows]  # type: ignore[index]
-    try:
-        wait_ready(proc, f"{base}/v2/models/{NAME}/ready")
-        url = f"{base}/v2/models/{NAME}/infer"
-        run_wrk(url, script, warmup)
-        rps, p50, p99, errors = run_wrk(url, script, seconds)
-        mem = tree_memory_mb(proc.pid)
-    finally:
-        stop(proc)
-    run = Run(rps, p50, p99, mem, errors)
-    cfg.runs.append(run)
-    print(
-        f"  {rows:3} rows {cfg.label:34} {rps:8.0f} req/s  p50 {p50:7.2f} ms  "
-        f"p99 {p99:7.2f} ms  mem {mem:6.0f} MB  errors {errors}",
-        flush=True,
-    )
-    return run
+    return load(cfg, proc, f"{base}/ready", with_wrk(f"{base}/infer", script), seconds, warmup)
 
 
 def report(results: dict[int, list[Config]], args: argparse.Namespace, command: str) -> str:
@@ -168,8 +152,7 @@ def report(results: dict[int, list[Config]], args: argparse.Namespace, command: 
         f"### {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}, wrk {CONNECTIONS} connections, "
+        f"{machine(args)}, wrk {CONNECTIONS} connections, "
         f"{args.rounds} alternating rounds x {args.seconds:g} s per configuration (medians). "
         "Model: ColumnTransformer (StandardScaler on 6 numeric columns, OneHotEncoder on 2 "
         "string columns) + HistGradientBoostingClassifier (100 iterations); requests as "
@@ -207,25 +190,13 @@ def report(results: dict[int, list[Config]], args: argparse.Namespace, command: 
             (f"best ({ours_best.label}) vs best MLServer ({theirs_best.label})", ours_best,
              theirs_best),
         ):  # fmt: skip
-            lines.append(
-                f"| {rows} | {name} | {ratio(a.median('rps'), b.median('rps'))} | "
-                f"{ratio(a.median('p50_ms'), b.median('p50_ms'))} | "
-                f"{ratio(a.median('p99_ms'), b.median('p99_ms'))} | "
-                f"{ratio(a.median('mem_mb'), b.median('mem_mb'))} |"
-            )
+            lines.append(ratio_row(f"{rows} | {name}", a, b, RATIO_COLUMNS))
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
-    p.add_argument("--warmup", type=float, default=2.0)
-    p.add_argument("--rounds", type=int, default=2, help="alternating A/B rounds")
+    p = bench_arguments(__doc__)
     p.add_argument("--rows", default="1,100", help="rows per request")
-    p.add_argument(
-        "--venv", type=Path, default=Path(os.environ.get("MODELROLLOUT_BENCH_VENV", DEFAULT_VENV))
-    )
-    p.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
     args = p.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is missing: scripts/ensure-debian-tools.sh wrk:wrk", file=sys.stderr)
@@ -251,16 +222,15 @@ def main() -> int:
         for rows in sizes:
             cfgs = configs()
             results[rows] = cfgs
-            for rnd in range(args.rounds):
-                print(f"{rows} rows: round {rnd + 1}/{args.rounds}", flush=True)
-                for cfg in cfgs if rnd % 2 == 0 else list(reversed(cfgs)):
-                    measure(cfg, ctx, rows, args.seconds, args.warmup)
+            print(f"{rows} rows", flush=True)
+            alternate(
+                cfgs,
+                args.rounds,
+                lambda cfg, r=rows: measure(cfg, ctx, r, args.seconds, args.warmup),
+            )
     command = command_line()
     section = report(results, args, command)
-    print(section)
-    if not args.no_write:
-        append_results(section, HEADER)
-        print(f"appended to {RESULTS.relative_to(REPO)}")
+    publish(section, args, HEADER)
     return 0
 
 
