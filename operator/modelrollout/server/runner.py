@@ -44,8 +44,8 @@ def _configure_process(config: ServerConfig) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Requests are decoded into plain arrays; models fitted on DataFrames would warn on
-    # every call.
+    # A model fitted on a DataFrame gets one when the request names its columns; sent a plain
+    # matrix instead, it would warn on every call.
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     import sklearn
 

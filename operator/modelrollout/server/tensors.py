@@ -110,7 +110,7 @@ def _requested_outputs(outputs: Any) -> tuple[list[str] | None, frozenset[str]]:
     return names, frozenset(binary)
 
 
-def decode_tensor(doc: Any, index: int, binary: BinaryInputs | None = None) -> Tensor:
+def decode_tensor(doc: Any, index: int, binary: BinaryInputs) -> Tensor:
     if not isinstance(doc, dict):
         raise RequestError(f"input {index} must be an object")
     name = doc.get("name", f"input-{index}")
@@ -124,8 +124,6 @@ def decode_tensor(doc: Any, index: int, binary: BinaryInputs | None = None) -> T
     if isinstance(params, dict) and SIZE in params:
         if "data" in doc:
             raise RequestError(f"input {name!r}: both 'data' and '{SIZE}'")
-        if binary is None:
-            raise RequestError(f"input {name!r}: '{SIZE}' without binary data")
         return Tensor(
             name, datatype, decode_binary(binary.take(name, params[SIZE]), datatype, shape, name)
         )
