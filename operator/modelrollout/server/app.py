@@ -90,7 +90,7 @@ class ServerState:
         try:
             predictor = self.check_model(name, version)
             req = await decode()
-            x = model_input(req, predictor.model, numeric_fast_path=predictor.fast_path is not None)
+            x = model_input(req, predictor.model, numeric_fast_path=predictor.takes_matrix)
             self.faults.maybe_fail()
             pred = predictor(x, req.outputs)
             if self.faults.config.latency_ms:

@@ -22,6 +22,23 @@ def column_datatypes(estimator: Any, feature_names: Sequence[str]) -> dict[str, 
     return types
 
 
+def learnt_categories(estimator: Any) -> dict[str, np.ndarray[Any, Any]]:
+    """The categories a fitted encoder learnt for each column it reads, by column name."""
+    found: dict[str, np.ndarray[Any, Any]] = {}
+    for columns, transformer in _column_transformers(estimator):
+        for step in _steps(transformer):
+            categories = getattr(step, "categories_", None)
+            if isinstance(categories, list) and len(categories) == len(columns):
+                found.update(zip(columns, categories, strict=True))
+                break
+    for step in _steps(estimator):  # an encoder fitted on the DataFrame itself
+        names = getattr(step, "feature_names_in_", None)
+        categories = getattr(step, "categories_", None)
+        if names is not None and isinstance(categories, list) and len(categories) == len(names):
+            found.update(zip((str(n) for n in names), categories, strict=True))
+    return found
+
+
 def _column_transformers(estimator: Any) -> Iterator[tuple[list[str], Any]]:
     """(column names, fitted transformer) of every ColumnTransformer in a (nested) Pipeline."""
     for step in _steps(estimator):

@@ -13,6 +13,7 @@ from modelrollout.server.faults import Faults
 from modelrollout.server.fetch import one_line
 from modelrollout.server.frames import ModelInput
 from modelrollout.server.loading import LoadedModel
+from modelrollout.server.preprocessing import compile_preprocessing
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
@@ -47,19 +48,41 @@ class Predictor:
     def __init__(self, model: LoadedModel, faults: Faults, fast_path: bool = True) -> None:
         self.model = model
         self.faults = faults
-        self._est = model.estimator
+        self._est = est = model.estimator
         self._classes = np.asarray(model.classes) if model.classes is not None else None
         self._shift = bool(faults.config.prediction_shift)
         self._argmax_ok = model.has_proba and _final_step_name(self._est) in _ARGMAX_CONSISTENT
         self.output_names = [PREDICT, PREDICT_PROBA] if model.has_proba else [PREDICT]
-        compiled = compile_proba(self._est, model.n_features) if fast_path else None
+        self._prep = (
+            compile_preprocessing(est, model.n_features, model.feature_names, model.column_types)
+            if fast_path
+            else None
+        )
+        final = self._prep.final if self._prep else est
+        width = self._prep.n_outputs if self._prep else model.n_features
+        compiled = compile_proba(final, width) if fast_path else None
         self._fast: Proba | None = compiled[0] if compiled else None
-        self.fast_path = compiled[1] if compiled else None
+        names = [f"{self._prep.steps} on ONNX Runtime"] if self._prep else []
+        names += [compiled[1]] if compiled else []
+        # What runs outside scikit-learn's own code (for the log), or None.
+        self.fast_path = " + ".join(names) or None
+        # A bare estimator with a numpy path takes a numeric DataFrame as its matrix.
+        self.takes_matrix = self._prep is None and compiled is not None
 
-    def _proba(self, x: ModelInput) -> np.ndarray[Any, Any]:
-        if self._fast is not None and accepts(x):
+    def _prepared(self, x: ModelInput) -> tuple[Any, ModelInput, bool]:
+        """(estimator, its input, whether the numpy path applies): the final estimator on the
+        ONNX-transformed matrix, or the whole model on the request when that is refused."""
+        if self._prep is not None:
+            z = self._prep.transform(x)
+            if z is not None:
+                return self._prep.final, z, True
+            return self._est, x, False
+        return self._est, x, True
+
+    def _proba(self, est: Any, x: ModelInput, fast_ok: bool) -> np.ndarray[Any, Any]:
+        if self._fast is not None and fast_ok and accepts(x):
             return self._fast(x)
-        return np.asarray(self._est.predict_proba(x), dtype=np.float64)
+        return np.asarray(est.predict_proba(x), dtype=np.float64)
 
     def __call__(self, x: ModelInput, wanted: list[str] | None) -> Prediction:
         names = self.output_names if wanted is None else wanted
@@ -67,37 +90,38 @@ class Predictor:
             if name not in self.output_names:
                 raise RequestError(f"unknown output {name!r}; this model has {self.output_names}")
         try:
+            est, x, fast_ok = self._prepared(x)
             if self._classes is None:
-                return self._regress(x)
-            return self._classify(x, names)
+                return self._regress(est, x)
+            return self._classify(est, x, fast_ok, names)
         except (ValueError, TypeError) as exc:
             # scikit-learn's own input validation raises these: the input's fault.
             raise RequestError(f"the model rejected the input: {one_line(exc)}") from exc
 
-    def _regress(self, x: ModelInput) -> Prediction:
-        values = np.asarray(self._est.predict(x))
+    def _regress(self, est: Any, x: ModelInput) -> Prediction:
+        values = np.asarray(est.predict(x))
         if self._shift and values.dtype.kind in "fiu":
             values = self.faults.shift_values(values)
         numeric = values if values.dtype.kind in "fiu" else None
         return Prediction([(PREDICT, values)], None, numeric)
 
-    def _classify(self, x: ModelInput, names: list[str]) -> Prediction:
+    def _classify(self, est: Any, x: ModelInput, fast_ok: bool, names: list[str]) -> Prediction:
         assert self._classes is not None
         want_proba = PREDICT_PROBA in names
         proba = None
         if self.model.has_proba and (want_proba or self._argmax_ok or self._shift):
-            proba = self._proba(x)
+            proba = self._proba(est, x, fast_ok)
             if self._shift:
                 proba = self.faults.shift_probabilities(proba)
         if proba is not None and (self._argmax_ok or self._shift):
             idx = proba.argmax(axis=1)
         else:
-            idx = self._indices(np.asarray(self._est.predict(x)))
+            idx = self._indices(np.asarray(est.predict(x)))
             if self._shift and idx is not None:
                 idx = self.faults.shift_classes(idx, len(self._classes))
         outputs = []
         if PREDICT in names:
-            preds = self._classes[idx] if idx is not None else self._est.predict(x)
+            preds = self._classes[idx] if idx is not None else est.predict(x)
             outputs.append((PREDICT, np.asarray(preds)))
         if want_proba and proba is not None:
             outputs.append((PREDICT_PROBA, proba))
