@@ -22,7 +22,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from modelrollout.server.app import ServerState
 from modelrollout.server.faults import FaultConfig, Faults
-from modelrollout.server.frames import model_input
+from modelrollout.server.frames import Columns, model_input
 from modelrollout.server.inference import Predictor
 from modelrollout.server.loading import LoadedModel, ModelSource, load_model
 from modelrollout.server.metrics import ServerMetrics
@@ -184,7 +184,7 @@ async def test_a_bare_estimator_fitted_on_a_dataframe_keeps_its_fast_path(serve:
     frame = model_input(
         decode_request(orjson.dumps(pandas_request(FRAME))), through_skops(CLASSIFIER), False
     )
-    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["age", "income", "city"]
+    assert isinstance(frame, Columns) and list(frame.frame().columns) == ["age", "income", "city"]
 
 
 @pytest.mark.parametrize(

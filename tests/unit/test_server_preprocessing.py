@@ -16,6 +16,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from modelrollout.server.datatypes import RequestError
 from modelrollout.server.faults import FaultConfig, Faults
+from modelrollout.server.frames import Columns
 from modelrollout.server.inference import Predictor
 from modelrollout.server.preprocessing import compile_preprocessing
 from tests.unit.test_server_frames import CHURN, FRAME, SPEND, through_skops
@@ -43,7 +44,14 @@ def predictor(estimator: Any, fast_path: bool = True) -> Predictor:
 
 
 def outputs(p: Predictor, x: Any) -> dict[str, np.ndarray[Any, Any]]:
-    return dict(p(x, None).outputs)
+    return dict(p(as_request(x), None).outputs)
+
+
+def as_request(x: Any) -> Any:
+    """A DataFrame as a request's named columns reach the predictor."""
+    if isinstance(x, pd.DataFrame):
+        return Columns({str(n): x[n].to_numpy() for n in x.columns})
+    return x
 
 
 @pytest.mark.parametrize(
@@ -96,7 +104,7 @@ def test_an_unseen_category_is_answered_or_refused_as_scikit_learn_does() -> Non
     p = predictor(strict)
     assert p.fast_path is not None  # ONNX Runtime refuses it too: the conversion is kept
     with pytest.raises(RequestError, match="Quito"):  # scikit-learn's message, as a 400
-        p(unseen, None)
+        p(as_request(unseen), None)
     assert outputs(p, FRESH)["predict"].tolist() == strict.predict(FRESH).tolist()
 
 

@@ -23,8 +23,29 @@ from modelrollout.server.tensors import InferRequest, Tensor, features_matrix
 PANDAS = "pd"
 
 
-# What an estimator's predict takes here: a numeric or string matrix, or a DataFrame.
-ModelInput: TypeAlias = np.ndarray[Any, Any] | pd.DataFrame
+class Columns:
+    """A DataFrame request before pandas: named columns of equal length, in the model's order
+    when known. Building the DataFrame costs more than a preprocessing step on ONNX Runtime
+    (server.preprocessing) takes on the arrays, so it is built only when scikit-learn needs it."""
+
+    def __init__(self, arrays: dict[str, np.ndarray[Any, Any]]) -> None:
+        self.arrays = arrays
+        self._frame: pd.DataFrame | None = None
+
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = pd.DataFrame(self.arrays, copy=False)
+        return self._frame
+
+
+# What a request becomes for the model: a numeric or string matrix, or named columns.
+ModelInput: TypeAlias = np.ndarray[Any, Any] | Columns
+# What scikit-learn takes: a matrix, or the DataFrame of the named columns.
+SklearnInput: TypeAlias = np.ndarray[Any, Any] | pd.DataFrame
+
+
+def sklearn_input(x: ModelInput) -> SklearnInput:
+    return x.frame() if isinstance(x, Columns) else x
 
 
 def model_input(req: InferRequest, model: LoadedModel, numeric_fast_path: bool) -> ModelInput:
@@ -32,12 +53,12 @@ def model_input(req: InferRequest, model: LoadedModel, numeric_fast_path: bool) 
     DataFrame of numeric columns in the fitted order is handed on as its matrix: same values."""
     if not wants_frame(req.inputs, req.content_type, model.feature_names):
         return features_matrix(req.inputs, model.n_features, model.feature_names)
-    frame = to_frame(req.inputs, model.feature_names, model.column_types or {})
-    in_fitted_order = model.feature_names == [str(c) for c in frame.columns]
-    if numeric_fast_path and in_fitted_order and all(d.kind in "fiub" for d in frame.dtypes):
-        matrix: np.ndarray[Any, Any] = frame.to_numpy()
-        return matrix
-    return frame
+    columns = to_columns(req.inputs, model.feature_names, model.column_types or {})
+    arrays = list(columns.arrays.values())
+    in_fitted_order = model.feature_names == list(columns.arrays)
+    if numeric_fast_path and in_fitted_order and all(a.dtype.kind in "fiub" for a in arrays):
+        return np.column_stack(arrays)
+    return columns
 
 
 def wants_frame(
@@ -51,11 +72,11 @@ def wants_frame(
     return feature_names is not None and sorted(names) == sorted(feature_names)
 
 
-def to_frame(
+def to_columns(
     inputs: Sequence[Tensor],
     feature_names: Sequence[str] | None,
     column_types: Mapping[str, str],
-) -> pd.DataFrame:
+) -> Columns:
     """One column per input (`[rows]` or `[rows, 1]`), in the model's column order when known;
     BYTES columns stay strings, numbers keep their protocol datatype. A column the model learnt
     as strings must come as BYTES."""
@@ -75,10 +96,9 @@ def to_frame(
         raise RequestError(f"columns have different numbers of rows ({sizes})")
     if feature_names is not None and sorted(names) == sorted(feature_names):
         columns = {n: columns[n] for n in feature_names}
-    frame = pd.DataFrame(columns, copy=False)
-    if len(frame) == 0:
+    if not columns or len(next(iter(columns.values()))) == 0:
         raise RequestError("the request holds no rows")
-    return frame
+    return Columns(columns)
 
 
 def _column(t: Tensor) -> np.ndarray[Any, Any]:

@@ -11,7 +11,7 @@ from modelrollout.server.datatypes import RequestError
 from modelrollout.server.fastpath import Proba, accepts, compile_proba
 from modelrollout.server.faults import Faults
 from modelrollout.server.fetch import one_line
-from modelrollout.server.frames import ModelInput
+from modelrollout.server.frames import ModelInput, SklearnInput, sklearn_input
 from modelrollout.server.loading import LoadedModel
 from modelrollout.server.preprocessing import compile_preprocessing
 
@@ -69,17 +69,17 @@ class Predictor:
         # A bare estimator with a numpy path takes a numeric DataFrame as its matrix.
         self.takes_matrix = self._prep is None and compiled is not None
 
-    def _prepared(self, x: ModelInput) -> tuple[Any, ModelInput, bool]:
+    def _prepared(self, x: ModelInput) -> tuple[Any, SklearnInput, bool]:
         """(estimator, its input, whether the numpy path applies): the final estimator on the
         ONNX-transformed matrix, or the whole model on the request when that is refused."""
         if self._prep is not None:
             z = self._prep.transform(x)
             if z is not None:
                 return self._prep.final, z, True
-            return self._est, x, False
-        return self._est, x, True
+            return self._est, sklearn_input(x), False
+        return self._est, sklearn_input(x), True
 
-    def _proba(self, est: Any, x: ModelInput, fast_ok: bool) -> np.ndarray[Any, Any]:
+    def _proba(self, est: Any, x: SklearnInput, fast_ok: bool) -> np.ndarray[Any, Any]:
         if self._fast is not None and fast_ok and accepts(x):
             return self._fast(x)
         return np.asarray(est.predict_proba(x), dtype=np.float64)
@@ -98,14 +98,14 @@ class Predictor:
             # scikit-learn's own input validation raises these: the input's fault.
             raise RequestError(f"the model rejected the input: {one_line(exc)}") from exc
 
-    def _regress(self, est: Any, x: ModelInput) -> Prediction:
+    def _regress(self, est: Any, x: SklearnInput) -> Prediction:
         values = np.asarray(est.predict(x))
         if self._shift and values.dtype.kind in "fiu":
             values = self.faults.shift_values(values)
         numeric = values if values.dtype.kind in "fiu" else None
         return Prediction([(PREDICT, values)], None, numeric)
 
-    def _classify(self, est: Any, x: ModelInput, fast_ok: bool, names: list[str]) -> Prediction:
+    def _classify(self, est: Any, x: SklearnInput, fast_ok: bool, names: list[str]) -> Prediction:
         assert self._classes is not None
         want_proba = PREDICT_PROBA in names
         proba = None

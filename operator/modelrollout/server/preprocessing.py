@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from modelrollout.server.columns import learnt_categories
+from modelrollout.server.frames import Columns, ModelInput, sklearn_input
 
 log = logging.getLogger(__name__)
 
 Matrix = np.ndarray[Any, Any]
-Transform = Callable[[Matrix | pd.DataFrame], Matrix | None]
+Transform = Callable[[ModelInput], Matrix | None]
 
 PROBE_ROWS = 64
 RTOL = 1e-9
@@ -114,7 +114,7 @@ def _convert(
     output = session.get_outputs()[0].name
     feeds = _feeds(feature_names, types)
 
-    def transform(x: Matrix | pd.DataFrame) -> Matrix | None:
+    def transform(x: ModelInput) -> Matrix | None:
         try:
             result: Matrix = session.run([output], feeds(x))[0]
         except Exception:  # ONNX Runtime's own error types: scikit-learn answers instead
@@ -126,27 +126,31 @@ def _convert(
 
 def _feeds(
     feature_names: Sequence[str] | None, types: Mapping[str, str]
-) -> Callable[[Matrix | pd.DataFrame], dict[str, Matrix]]:
+) -> Callable[[ModelInput], dict[str, Matrix]]:
     if feature_names is None:
-        return lambda x: {"X": np.ascontiguousarray(x, dtype=np.float64)}
+        return lambda x: {"X": np.ascontiguousarray(_matrix(x), dtype=np.float64)}
     strings = [n for n in feature_names if types.get(n) == "BYTES"]
     numbers = [n for n in feature_names if types.get(n) != "BYTES"]
 
-    def by_column(x: Matrix | pd.DataFrame) -> dict[str, Matrix]:
-        if not isinstance(x, pd.DataFrame):
-            raise TypeError("a model fitted on a DataFrame takes a DataFrame")
-        feeds = {n: x[n].to_numpy(dtype=np.float64).reshape(-1, 1) for n in numbers}
+    def by_column(x: ModelInput) -> dict[str, Matrix]:
+        if not isinstance(x, Columns):
+            raise TypeError("a model fitted on a DataFrame takes named columns")
+        feeds = {n: x.arrays[n].astype(np.float64, copy=False).reshape(-1, 1) for n in numbers}
         for n in strings:
-            feeds[n] = x[n].to_numpy(dtype=object).reshape(-1, 1)
+            feeds[n] = x.arrays[n].astype(object, copy=False).reshape(-1, 1)
         return feeds
 
     return by_column
 
 
+def _matrix(x: ModelInput) -> Matrix:
+    return np.column_stack(list(x.arrays.values())) if isinstance(x, Columns) else x
+
+
 @dataclass(frozen=True)
 class _Probes:
-    known: Matrix | pd.DataFrame  # values the transformers learnt: must transform the same
-    unseen: Matrix | pd.DataFrame  # one row of unseen categories: same answer or same refusal
+    known: ModelInput  # values the transformers learnt: must transform the same
+    unseen: ModelInput  # one row of unseen categories: same answer or same refusal
 
 
 def _probes(
@@ -172,7 +176,7 @@ def _probes(
         else:
             known_columns[name] = rng.normal(size=PROBE_ROWS) * scales
             unseen_columns[name] = np.array([1e6])
-    return _Probes(pd.DataFrame(known_columns), pd.DataFrame(unseen_columns))
+    return _Probes(Columns(known_columns), Columns(unseen_columns))
 
 
 def _agrees(transform: Transform, pipeline: Any, prep: Any, final: Any, probes: _Probes) -> bool:
@@ -181,13 +185,13 @@ def _agrees(transform: Transform, pipeline: Any, prep: Any, final: Any, probes: 
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        slow = _dense(prep.transform(probes.known))
+        slow = _dense(prep.transform(sklearn_input(probes.known)))
         if fast.shape != slow.shape or not np.allclose(fast, slow, rtol=RTOL, atol=ATOL):
             return False
         if not _same_predictions(final, fast, pipeline, probes.known):
             return False
         try:
-            unseen_slow = _dense(prep.transform(probes.unseen))
+            unseen_slow = _dense(prep.transform(sklearn_input(probes.unseen)))
         except ValueError:
             unseen_slow = None  # e.g. OneHotEncoder(handle_unknown="error")
     unseen_fast = transform(probes.unseen)
@@ -198,7 +202,8 @@ def _agrees(transform: Transform, pipeline: Any, prep: Any, final: Any, probes: 
     )
 
 
-def _same_predictions(final: Any, fast: Matrix, pipeline: Any, rows: Any) -> bool:
+def _same_predictions(final: Any, fast: Matrix, pipeline: Any, probe: ModelInput) -> bool:
+    rows = sklearn_input(probe)
     if callable(getattr(final, "predict_proba", None)):
         mine = np.asarray(final.predict_proba(fast), dtype=np.float64)
         theirs = np.asarray(pipeline.predict_proba(rows), dtype=np.float64)
