@@ -38,10 +38,11 @@ FROM runtime AS operator
 EXPOSE 8080 9090
 CMD ["modelrollout-operator", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=9090"]
 
-# The model server: Open Inference Protocol v2 and /metrics on port 8080. Configured by
+# The model server: Open Inference Protocol v2 and /metrics on port 8080, its gRPC form on 8081
+# (as KServe and MLServer). Configured by
 # MODELROLLOUT_* environment variables (see `modelrollout-server --help`); models on a
 # PersistentVolumeClaim are read from /mnt/models/<claim>/... (pvc:// URIs).
 FROM runtime AS server
-ENV MODELROLLOUT_PORT=8080
-EXPOSE 8080
+ENV MODELROLLOUT_PORT=8080 MODELROLLOUT_GRPC_PORT=8081
+EXPOSE 8080 8081
 CMD ["modelrollout-server"]

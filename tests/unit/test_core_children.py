@@ -61,7 +61,10 @@ def test_server_container_env_ports_probes_and_scrape_annotations() -> None:
     d = deployment_manifest(OWNER, "ml", spec(), "abc123", 1, image="registry/server:1")
     container = d["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry/server:1"
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     env = env_of(d)
@@ -74,6 +77,7 @@ def test_server_container_env_ports_probes_and_scrape_annotations() -> None:
     assert env["MODELROLLOUT_ALLOW_PICKLE"] == "false"
     assert env["MODELROLLOUT_REVISION"] == "abc123"
     assert env["MODELROLLOUT_PORT"] == "8080"
+    assert env["MODELROLLOUT_GRPC_PORT"] == "8081"
     annotations = d["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {
         "prometheus.io/scrape": "true",

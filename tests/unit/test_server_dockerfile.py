@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelrollout.core.children import SERVER_PORT, SERVER_UID
+from modelrollout.core.children import GRPC_PORT, SERVER_PORT, SERVER_UID
 from tests.unit.dockerfile import read
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,8 +21,9 @@ def test_the_server_target_starts_the_model_server_on_the_port_the_operator_targ
     assert DOCKERFILE.command("server") == ["modelrollout-server"]
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert "modelrollout-server" in project["scripts"]
-    assert DOCKERFILE.exposed("server") == {SERVER_PORT}
+    assert DOCKERFILE.exposed("server") == {SERVER_PORT, GRPC_PORT}
     assert DOCKERFILE.env("server")["MODELROLLOUT_PORT"] == str(SERVER_PORT)
+    assert DOCKERFILE.env("server")["MODELROLLOUT_GRPC_PORT"] == str(GRPC_PORT)
 
 
 def test_the_server_runs_as_the_uid_of_the_operator_s_pod_templates() -> None:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 SERVER_CONTAINER = "server"
 SERVER_PORT = 8080
+# The Open Inference Protocol's gRPC form, on the port KServe and MLServer use.
+GRPC_PORT = 8081
 DEFAULT_SERVER_IMAGE = "modelrollout-server:0.1.0"
 PVC_ROOT = "/mnt/models"
 # Non-root user the model server runs as (the image's files must be readable by it).
@@ -84,6 +86,7 @@ def server_env(spec: ModelDeploymentSpec, revision: str) -> list[dict[str, str]]
         "MODELROLLOUT_ALLOW_PICKLE": "true" if model.allow_pickle else "false",
         "MODELROLLOUT_REVISION": revision,
         "MODELROLLOUT_PORT": str(SERVER_PORT),
+        "MODELROLLOUT_GRPC_PORT": str(GRPC_PORT),
         "MODELROLLOUT_PVC_ROOT": PVC_ROOT,
     }
     return [{"name": k, "value": v} for k, v in env.items()]
@@ -104,7 +107,10 @@ def _default_pod_template(
         "name": SERVER_CONTAINER,
         "image": image,
         "command": ["modelrollout-server"],
-        "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+        ],
         "readinessProbe": {
             "httpGet": {**http_probe, "path": "/v2/health/ready"},
             "periodSeconds": 5,
@@ -232,7 +238,8 @@ def _service(
             "type": "ClusterIP",
             "selector": dict(selector),
             "ports": [
-                {"name": "http", "port": SERVER_PORT, "targetPort": "http", "protocol": "TCP"}
+                {"name": "http", "port": SERVER_PORT, "targetPort": "http", "protocol": "TCP"},
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
             ],
         },
     }
