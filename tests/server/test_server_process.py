@@ -177,6 +177,41 @@ def test_workers_share_one_set_of_counters(
     assert s.proc is not None and s.proc.returncode == 0
 
 
+def test_ground_truth_sent_to_another_revision_s_workers_counts_for_the_predictor(
+    server: list[ServerProcess],
+    tmp_path: Path,
+    models: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELROLLOUT_FEEDBACK_KEY", "shared-by-the-replicas")
+    canary = start(server, tmp_path, "--uri", str(models["lr"]), "--revision", "canary")
+    stable = start(
+        server, tmp_path, "--uri", str(models["lr"]), "--revision", "stable", "--workers", "2"
+    )
+    assert canary.wait_loaded() == 200 and stable.wait_loaded() == 200
+    answers = [
+        httpx.post(canary.url + "/v2/models/model/infer", json=infer_json(X[i : i + 2])).json()
+        for i in range(0, 20, 2)
+    ]
+    for i, answer in enumerate(answers):  # new connections: both stable workers get some
+        item = {
+            "token": answer["parameters"]["feedback_token"],
+            "truth": Y[2 * i : 2 * i + 2].tolist(),
+        }
+        resp = httpx.post(stable.url + "/v2/models/model/feedback", json={"feedback": [item]})
+        assert resp.status_code == 200, resp.text
+    predicted = [
+        p for a in answers for p in next(o for o in a["outputs"] if o["name"] == "predict")["data"]
+    ]
+    for _ in range(4):  # whichever worker answers the scrape, it sums both
+        m = scrape(stable.url)
+        assert value(m, "model_feedback_labelled_total", revision="canary") == 20
+        correct = sum(p == t for p, t in zip(predicted, Y[:20], strict=True))
+        assert value(m, "model_feedback_correct_total", revision="canary") == correct
+    with pytest.raises(KeyError):
+        value(scrape(canary.url), "model_feedback_labelled_total")
+
+
 def test_fault_flags_fail_requests(
     server: list[ServerProcess], tmp_path: Path, models: dict[str, Path]
 ) -> None:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import pytest
@@ -24,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from modelrollout.server import feedback_token as token
 from modelrollout.server.app import ServerState
 from modelrollout.server.faults import FaultConfig, Faults
 from modelrollout.server.loading import ModelSource, describe
@@ -265,3 +267,54 @@ def test_every_fuzzed_request_was_counted(
     loop.run_until_complete(client.post("/v2/models/m/infer", data=b"{"))
     after = state.metrics.exposition()
     assert before != after
+
+
+def feedback_bodies(valid: str) -> st.SearchStrategy[bytes]:
+    """Feedback bodies around one real token: the token itself, damaged, or anything."""
+    tokens = st.one_of(
+        st.just(valid),
+        st.text(max_size=12).map(lambda tail: valid[: len(valid) // 2] + tail),
+        st.text(max_size=20),
+        json_values,
+    )
+    truths = st.one_of(
+        st.lists(
+            st.one_of(st.none(), st.integers(-2, 3), st.booleans(), st.text(max_size=3)),
+            max_size=3,
+        ),
+        json_values,
+    )
+    items = st.one_of(st.fixed_dictionaries({"token": tokens, "truth": truths}), json_values)
+    return st.one_of(
+        st.fixed_dictionaries({"feedback": st.lists(items, max_size=4)}).map(
+            lambda v: json.dumps(v).encode()
+        ),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=64),
+    )
+
+
+def _a_real_token(state: ServerState) -> str:
+    issued = token.Issued("1", "", token.classes_digest([0, 1]), np.array([1, 0], np.uint16))
+    return token.issue(state.feedback_key, issued)
+
+
+@FUZZ
+@given(data=st.data())
+def test_feedback_bodies_never_answer_5xx_and_a_refused_one_counts_nothing(
+    harness: tuple[asyncio.AbstractEventLoop, TestClient[Any, Any], ServerState],
+    data: st.DataObject,
+) -> None:
+    loop, client, state = harness
+    body = data.draw(feedback_bodies(_a_real_token(state)))
+
+    async def call() -> tuple[int, bytes]:
+        resp = await client.post("/v2/models/m/feedback", data=body)
+        return resp.status, await resp.read()
+
+    before = state.metrics.exposition()
+    status, raw = loop.run_until_complete(call())
+    assert status in (200, 400, 413), (status, raw)
+    if status != 200:
+        assert orjson.loads(raw)["error"]
+        assert state.metrics.exposition() == before

@@ -18,9 +18,11 @@ import orjson
 from aiohttp import web
 
 from modelrollout import __version__
+from modelrollout.server import feedback_token as token
 from modelrollout.server.binary import HEADER_LENGTH
 from modelrollout.server.datatypes import RequestError
 from modelrollout.server.faults import Faults, InjectedFault
+from modelrollout.server.feedback import ClassIndex, decode_feedback
 from modelrollout.server.frames import model_input
 from modelrollout.server.inference import PREDICT, PREDICT_PROBA, Prediction, Predictor
 from modelrollout.server.loading import LoadedModel
@@ -44,9 +46,12 @@ class ServerState:
         faults: Faults,
         max_body_bytes: int,
         fast_path: bool = True,
+        feedback_key: bytes | None = None,
     ) -> None:
         self.name = name
         self.fast_path = fast_path
+        self.feedback_key = feedback_key or token.feedback_key(None, name)
+        self._class_index: ClassIndex | None = None
         self.version = version
         self.metrics = metrics
         self.faults = faults
@@ -61,6 +66,7 @@ class ServerState:
 
     def set_model(self, model: LoadedModel) -> None:
         self.predictor = Predictor(model, self.faults, self.fast_path)
+        self._class_index = ClassIndex(model.classes) if model.classes is not None else None
         self.metrics.set_classes(model.classes)
         self.metrics.set_ready(self.ready)
 
@@ -100,15 +106,42 @@ class ServerState:
             if pred.values is not None:
                 self.metrics.observe_values(pred.values)
             ok = True
-            return Answer(req, pred)
+            return Answer(req, pred, self._feedback_token(pred))
         finally:
             self.metrics.observe_request(ok, time.perf_counter() - start)
+
+    def _feedback_token(self, pred: Prediction) -> str | None:
+        """What the client sends back with the ground truth (server.feedback_token)."""
+        if self._class_index is not None:
+            predicted, digest = pred.class_indices, self._class_index.digest
+        else:
+            predicted, digest = pred.values, None
+        if predicted is None or predicted.ndim != 1:
+            return None  # classes_ not sorted, or several values per row: nothing to compare
+        issued = token.Issued(self.version, self.metrics.revision, digest, predicted)
+        return token.issue(self.feedback_key, issued)
+
+    async def record_feedback(
+        self, name: str, version: str | None, read: Callable[[], Awaitable[bytes]]
+    ) -> dict[str, int]:
+        """Count ground truth for earlier predictions; all of it, or none and a RequestError."""
+        self.check_model(name, version)
+        items = decode_feedback(await read(), self.feedback_key, self._class_index)
+        counts = self.metrics.feedback
+        for item in items:
+            label = (item.version, item.revision)
+            if self._class_index is not None:
+                counts.observe_classes(label, item.predicted, item.truth)
+            else:
+                counts.observe_values(label, item.predicted, item.truth)
+        return {"items": len(items), "labelled": sum(len(item.truth) for item in items)}
 
 
 @dataclass(frozen=True)
 class Answer:
     request: InferRequest
     prediction: Prediction
+    feedback_token: str | None = None
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -134,6 +167,8 @@ def build_app(state: ServerState) -> web.Application:
     # aiohttp tries routes in order: the hot path first.
     app.router.add_post("/v2/models/{name}/infer", h.infer)
     app.router.add_post("/v2/models/{name}/versions/{version}/infer", h.infer)
+    app.router.add_post("/v2/models/{name}/feedback", h.feedback)
+    app.router.add_post("/v2/models/{name}/versions/{version}/feedback", h.feedback)
     app.router.add_get("/v2/health/live", h.live)
     app.router.add_get("/v2/health/ready", h.ready)
     app.router.add_get("/v2", h.server_metadata)
@@ -185,20 +220,30 @@ class _Handlers:
     async def not_found(self, request: web.Request) -> web.Response:
         return _error(f"no route for {request.method} {request.path}", 404)
 
+    async def _body(self, request: web.Request) -> bytes:
+        limit = self.s.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise RequestError(f"body over the limit of {limit} bytes", 413)
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise RequestError(f"body over the limit of {limit} bytes", 413) from None
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        try:
+            counted = await self.s.record_feedback(
+                info["name"], info.get("version"), lambda: self._body(request)
+            )
+        except RequestError as exc:
+            return _error(exc.message, exc.status)
+        return _json(counted)
+
     async def infer(self, request: web.Request) -> web.Response:
         s = self.s
 
         async def read() -> InferRequest:
-            length = request.content_length
-            if length is not None and length > s.max_body_bytes:
-                raise RequestError(f"body over the limit of {s.max_body_bytes} bytes", 413)
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise RequestError(
-                    f"body over the limit of {s.max_body_bytes} bytes", 413
-                ) from None
-            return decode_request(body, request.headers.get(HEADER_LENGTH))
+            return decode_request(await self._body(request), request.headers.get(HEADER_LENGTH))
 
         info = request.match_info
         try:
@@ -218,6 +263,8 @@ class _Handlers:
         }
         if answer.request.id is not None:
             payload["id"] = answer.request.id
+        if answer.feedback_token is not None:
+            payload["parameters"] = {"feedback_token": answer.feedback_token}
         return _json(payload) if not binary else _with_binary(payload, binary)
 
 

@@ -30,6 +30,7 @@ class ServerConfig:
     shutdown_timeout: float = 30.0
     log_level: str = "INFO"
     fast_path: bool = True
+    feedback_key: str | None = field(default=None, repr=False)  # None: derived from the name
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -83,6 +84,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         action="store_false",
         default=_flag(d("fast-path", "true")),
         help="always call the estimator's own predict_proba (see modelrollout.server.fastpath)",
+    )
+    p.add_argument(
+        "--feedback-key",
+        default=d("feedback-key"),
+        help="secret that signs feedback tokens (set MODELROLLOUT_FEEDBACK_KEY from a Secret); "
+        "default: derived from --name, which detects damaged tokens but not forged ones",
     )
     faults = p.add_argument_group("fault injection (tests and demos only; off by default)")
     faults.add_argument(
@@ -138,6 +145,7 @@ def parse_config(
         shutdown_timeout=a.shutdown_timeout,
         log_level=a.log_level.upper(),
         fast_path=a.fast_path,
+        feedback_key=a.feedback_key or None,
         faults=FaultConfig(
             error_rate=a.fault_error_rate,
             latency_ms=a.fault_latency_ms,

@@ -96,6 +96,8 @@ def encode_grpc(state: ServerState, answer: Answer) -> Any:
     response = MESSAGES["ModelInferResponse"](
         model_name=state.name, model_version=state.version, id=answer.request.id or ""
     )
+    if answer.feedback_token is not None:
+        response.parameters["feedback_token"].string_param = answer.feedback_token
     for name, array in answer.prediction.outputs:
         datatype = output_datatype(array)
         out = response.outputs.add(name=name, datatype=datatype, shape=list(array.shape))

@@ -34,6 +34,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from modelrollout.server.buckets import cumulative
+from modelrollout.server.feedback_metrics import FEEDBACK_LEN, FeedbackCounts, feedback_families
+
 DURATION_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -53,14 +56,15 @@ OTHER_CLASS = "__other__"
 LABELS = ("model", "version", "revision")
 
 # Row layout: [success, failure, ready, duration buckets.., duration sum,
-#              value buckets.., value sum, class slots..]
+#              value buckets.., value sum, class slots.., feedback (server.feedback_metrics)]
 _SUCCESS, _FAILURE, _READY = 0, 1, 2
 _DUR = 3
 _DUR_SUM = _DUR + len(DURATION_BUCKETS) + 1
 _VAL = _DUR_SUM + 1
 _VAL_SUM = _VAL + len(VALUE_BUCKETS) + 1
 _CLS = _VAL_SUM + 1
-ROW_LEN = _CLS + CLASS_CAP + 1
+_FEEDBACK = _CLS + CLASS_CAP + 1
+ROW_LEN = _FEEDBACK + FEEDBACK_LEN
 
 
 def shared_buffer(workers: int) -> mmap.mmap:
@@ -78,11 +82,13 @@ class ServerMetrics(Collector):
         worker: int = 0,
     ) -> None:
         self.labels = [model, version, revision]
+        self.revision = revision
         if buffer is None:
             self._all = np.zeros((1, ROW_LEN))
         else:
             self._all = np.frombuffer(buffer, dtype=np.float64).reshape(-1, ROW_LEN)
         self._row = self._all[worker]
+        self.feedback = FeedbackCounts(self._row[_FEEDBACK:])
         self._classes: list[str] = []
         self._dur_bounds = list(DURATION_BUCKETS)
         self._val_bounds = np.asarray(VALUE_BUCKETS)
@@ -173,6 +179,7 @@ class ServerMetrics(Collector):
         )
         g.add_metric(lbl, ready)
         yield g
+        yield from feedback_families([r[_FEEDBACK:] for r in self._all], lbl[0], self._classes)
 
 
 def _histogram(
@@ -183,9 +190,6 @@ def _histogram(
     counts: np.ndarray[Any, Any],
     total: float,
 ) -> HistogramMetricFamily:
-    cumulative = np.cumsum(counts)
-    buckets = [(repr(float(b)), float(n)) for b, n in zip(bounds, cumulative[:-1], strict=True)]
-    buckets.append(("+Inf", float(cumulative[-1])))
     h = HistogramMetricFamily(name, doc, labels=LABELS)
-    h.add_metric(labels, buckets, total)
+    h.add_metric(labels, cumulative(bounds, counts), total)
     return h

@@ -22,6 +22,7 @@ from aiohttp import web
 from modelrollout.server.app import ServerState, build_app
 from modelrollout.server.config import ServerConfig
 from modelrollout.server.faults import Faults
+from modelrollout.server.feedback_token import feedback_key
 from modelrollout.server.loading import LoadedModel, ModelLoadError, load_model
 from modelrollout.server.metrics import ServerMetrics, shared_buffer
 
@@ -99,6 +100,7 @@ async def serve(config: ServerConfig, metrics: ServerMetrics, preloaded: LoadRes
         Faults(config.faults),
         config.max_body_bytes,
         config.fast_path,
+        feedback_key(config.feedback_key, config.name),
     )
     runner = web.AppRunner(
         build_app(state),
