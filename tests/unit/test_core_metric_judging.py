@@ -288,6 +288,34 @@ def test_too_little_stable_traffic_when_comparing() -> None:
     assert judged(m, data).message == "too little traffic: stable 2 requests (min 10)"
 
 
+def test_live_accuracy_is_gated_on_labelled_predictions_and_compared_with_the_stable() -> None:
+    m = metric(builtin="accuracy", compareToStable={"minRatio": 0.95})
+    few = MetricData(request_counts={C: 4.0, S: 900.0}, values={C: 0.5, S: 0.9})
+    fetches, data = asked(m, few)
+    assert fetches == [Fetch(DataKind.REQUEST_COUNTS, (C, S))]
+    r = judged(m, data)
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert r.message == "too few labelled predictions: canary 4 (min 10)"
+    worse = MetricData(request_counts=PLENTY, values={C: 0.80, S: 0.90})
+    r = judged(m, asked(m, worse)[1])
+    assert r.verdict is Verdict.FAILED and r.stable_value == 0.90
+    assert r.message == "canary 0.8 / stable 0.9 = 0.8889 < 0.95"
+    assert (
+        judged(m, asked(m, MetricData(request_counts=PLENTY, values={C: 0.89, S: 0.90}))[1]).verdict
+        is Verdict.SUCCESSFUL
+    )
+
+
+def test_mean_absolute_error_has_an_absolute_bound() -> None:
+    m = metric(builtin="meanAbsoluteError", max=2.0)
+    source = MetricData(request_counts={C: 50.0}, values={C: 5.1})
+    r = judged(m, asked(m, source, stable=False)[1], stable=False)
+    assert r.verdict is Verdict.FAILED and r.value == 5.1
+    unlabelled = MetricData(request_counts={C: 0.0}, values={})
+    none = judged(m, asked(m, unlabelled, stable=False)[1], stable=False)
+    assert none.verdict is Verdict.INCONCLUSIVE  # no labels yet: never a pass
+
+
 def test_traffic_never_fetched_is_no_evidence() -> None:
     r = judged(metric(builtin="errorRate", max=1), MetricData(values={C: 0.0}))
     assert r.verdict is Verdict.INCONCLUSIVE

@@ -49,12 +49,20 @@ from modelrollout.analysis.queries import (
     builtin_query,
     distributions,
     key_of,
+    labelled_counts,
     rate_window,
     render,
     request_rate,
     template_variables,
 )
-from modelrollout.api import AnalysisSpec, BuiltinMetric, MetricSpec, PrometheusSpec, parse_duration
+from modelrollout.api import (
+    FEEDBACK_BUILTINS,
+    AnalysisSpec,
+    BuiltinMetric,
+    MetricSpec,
+    PrometheusSpec,
+    parse_duration,
+)
 from modelrollout.core.metric_judging import PredictionCounts, Role
 
 T = TypeVar("T")
@@ -218,6 +226,10 @@ class PrometheusSource:
 
     async def _request_counts(self, metric: MetricSpec, roles: Sequence[Role]) -> dict[Role, float]:
         window = self._window(metric)
+        if metric.builtin in FEEDBACK_BUILTINS:
+            # Labels may simply not have arrived yet: no series is too few, never an error.
+            labelled = await self._by_revision(labelled_counts(window, self._provider.labels))
+            return {r: _number(labelled.get(self._key(r))) for r in roles}
         rates = await self._by_revision(request_rate(window, self._provider.labels))
         both = (Role.CANARY, Role.STABLE)
         if self._target.stable and not any(self._key(r) in rates for r in both):
@@ -292,6 +304,10 @@ class PrometheusSource:
             )
             out[role] = series[0].values if series else []
         return out
+
+
+def _number(value: float | None) -> float:
+    return 0.0 if value is None or math.isnan(value) else value
 
 
 def _sampling(window: float, min_samples: int) -> tuple[float, float]:

@@ -23,6 +23,11 @@ FAILURE = "model_infer_request_failure_total"
 DURATION_BUCKET = "model_infer_request_duration_seconds_bucket"
 PREDICTION_CLASS = "model_prediction_class_total"
 PREDICTION_VALUE_BUCKET = "model_prediction_value_bucket"
+# Ground truth reported later; `revision` is the revision that made the prediction.
+FEEDBACK_LABELLED = "model_feedback_labelled_total"
+FEEDBACK_CORRECT = "model_feedback_correct_total"
+FEEDBACK_ERROR_SUM = "model_feedback_absolute_error_sum"
+FEEDBACK_ERROR_COUNT = "model_feedback_absolute_error_count"
 
 # rate() needs at least two scrapes inside its window.
 MIN_RATE_WINDOW = 4.0
@@ -80,6 +85,28 @@ def error_rate(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str:
     return f"{failed_or_zero} / (({ok} or {failed} * 0) + {failed_or_zero})"
 
 
+def _increase(metric: str, labels: LabelScheme, window: str) -> str:
+    return f"sum by ({labels.by}) (increase({metric}{{{labels.selector}}}[{window}]))"
+
+
+def labelled_counts(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str:
+    """Predictions whose ground truth arrived in the window, per revision that made them."""
+    return _increase(FEEDBACK_LABELLED, labels, duration(rate_window(window)))
+
+
+def accuracy(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str:
+    """correct / labelled among the labels that arrived in the window; NaN when none did."""
+    w = duration(rate_window(window))
+    return f"{_increase(FEEDBACK_CORRECT, labels, w)} / {_increase(FEEDBACK_LABELLED, labels, w)}"
+
+
+def mean_absolute_error(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str:
+    """Mean |prediction - truth| among the labels that arrived in the window."""
+    w = duration(rate_window(window))
+    total = _increase(FEEDBACK_ERROR_SUM, labels, w)
+    return f"{total} / {_increase(FEEDBACK_ERROR_COUNT, labels, w)}"
+
+
 def latency_quantile(
     window: float, quantile: float = 0.99, labels: LabelScheme = DEFAULT_LABELS
 ) -> str:
@@ -113,6 +140,10 @@ def builtin_query(
         return latency_quantile(window, 0.99, labels)
     if builtin is BuiltinMetric.REQUEST_RATE:
         return request_rate(window, labels)
+    if builtin is BuiltinMetric.ACCURACY:
+        return accuracy(window, labels)
+    if builtin is BuiltinMetric.MEAN_ABSOLUTE_ERROR:
+        return mean_absolute_error(window, labels)
     return prediction_counts(window, labels)
 
 

@@ -5,6 +5,7 @@ Pure: no I/O imports. The CRD's OpenAPI schema is generated from these models
 """
 
 from modelrollout.api.analysis import (
+    FEEDBACK_BUILTINS,
     AnalysisSpec,
     BasicAuth,
     BuiltinMetric,
@@ -89,6 +90,7 @@ __all__ = [
     "API_VERSION",
     "CATEGORIES",
     "DURATION_PATTERN",
+    "FEEDBACK_BUILTINS",
     "GROUP",
     "KIND",
     "LIST_KIND",

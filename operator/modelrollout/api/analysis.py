@@ -39,6 +39,13 @@ class BuiltinMetric(StrEnum):
     LATENCY_P99 = "latencyP99"
     PREDICTION_DRIFT = "predictionDrift"
     REQUEST_RATE = "requestRate"
+    # From ground truth that clients reported later (the server's feedback endpoint).
+    ACCURACY = "accuracy"
+    MEAN_ABSOLUTE_ERROR = "meanAbsoluteError"
+
+
+# Built-ins judged on labelled predictions: minSamples counts those, not requests.
+FEEDBACK_BUILTINS = frozenset({BuiltinMetric.ACCURACY, BuiltinMetric.MEAN_ABSOLUTE_ERROR})
 
 
 class DriftMethod(StrEnum):
@@ -251,7 +258,10 @@ class MetricSpec(ApiModel):
         default=None,
         description=(
             "A builtin computed from the server's metric contract: errorRate, latencyP99 "
-            "(seconds), predictionDrift (canary vs stable prediction distribution), requestRate."
+            "(seconds), predictionDrift (canary vs stable prediction distribution), requestRate; "
+            "from ground truth reported to the feedback endpoint: accuracy (classifiers, 0..1) "
+            "and meanAbsoluteError (regressors), over the labels that arrived in the window for "
+            "predictions each revision made, with minSamples counting labelled predictions."
         ),
     )
     query: str | None = Field(
@@ -354,7 +364,10 @@ class AnalysisSpec(ApiModel):
         default=10,
         ge=0,
         le=1000000,
-        description="Requests needed in a window for a builtin measurement to count.",
+        description=(
+            "Requests needed in a window for a builtin measurement to count (for accuracy and "
+            "meanAbsoluteError: labelled predictions)."
+        ),
     )
 
     @model_validator(mode="after")

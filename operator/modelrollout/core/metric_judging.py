@@ -20,7 +20,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from modelrollout.api import BuiltinMetric, DriftMethod, MetricResult, MetricSpec, Verdict
+from modelrollout.api import (
+    FEEDBACK_BUILTINS,
+    BuiltinMetric,
+    DriftMethod,
+    MetricResult,
+    MetricSpec,
+    Verdict,
+)
 from modelrollout.core.judges import (
     Judgement,
     bins_from_cumulative,
@@ -49,7 +56,9 @@ class Role(StrEnum):
 class DataKind(StrEnum):
     """The kinds of raw data a provider fetches."""
 
-    REQUEST_COUNTS = "requestCounts"  # requests in the window (spec.analysis.minSamples)
+    # Requests in the window (spec.analysis.minSamples); labelled predictions for the feedback
+    # built-ins (accuracy, meanAbsoluteError).
+    REQUEST_COUNTS = "requestCounts"
     VALUES = "values"  # the metric's value (criteria min/max, compareToStable)
     SAMPLES = "samples"  # the metric's series over the window (judge: Mann-Whitney)
     PREDICTIONS = "predictions"  # prediction counts per class or bucket (predictionDrift)
@@ -170,7 +179,11 @@ def _traffic_gate(metric: MetricSpec, data: MetricData, min_samples: int) -> Jud
         # A count that was never fetched is no evidence of traffic.
         n = data.request_counts.get(role, 0.0)
         if n < min_samples:
-            return no_data("", f"too little traffic: {role} {n:.0f} requests (min {min_samples})")
+            if metric.builtin in FEEDBACK_BUILTINS:
+                why = f"too few labelled predictions: {role} {n:.0f} (min {min_samples})"
+            else:
+                why = f"too little traffic: {role} {n:.0f} requests (min {min_samples})"
+            return no_data("", why)
     return None
 
 
