@@ -157,7 +157,9 @@ class LoadGenerator:
 
     Runs its own event loop in a thread; requests are fired on a fixed schedule (not one after
     another), so a slow revision does not lower the offered load. `changes` records every
-    routing change seen (monotonic time, weights) for the benchmark.
+    routing change seen (monotonic time, weights) for the benchmark. With `feedback_delay`, the
+    truth of each answered row is reported that many seconds later, with the answer's token, to
+    a revision picked by the weights as a Service would (often not the one that predicted).
     """
 
     def __init__(
@@ -167,8 +169,12 @@ class LoadGenerator:
         fleet: Fleet,
         rps: float,
         read: RoutingReader = read_routing,
+        feedback_delay: float | None = None,
     ) -> None:
         self.kube = kube
+        self.feedback_delay = feedback_delay
+        # Feedback posts without a 200 answer (the test expects none).
+        self.feedback_failed: list[str] = []
         self.read = read
         self.namespace = namespace
         self.fleet = fleet
@@ -208,7 +214,8 @@ class LoadGenerator:
         return self._rng.choices(list(live), weights=list(live.values()))[0]
 
     async def _one(self, client: httpx.AsyncClient, revision: str) -> None:
-        row = X[self._rng.randrange(len(X))].tolist()
+        index = self._rng.randrange(len(X))
+        row = X[index].tolist()
         body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, FEATURES],
                             "data": [row]}]}  # fmt: skip
         server = self.fleet.servers[revision]
@@ -221,6 +228,24 @@ class LoadGenerator:
         self.sent[revision] = self.sent.get(revision, 0) + 1
         if not answered:
             self.failed[revision] = self.failed.get(revision, 0) + 1
+        elif self.feedback_delay is not None:
+            token = response.json()["parameters"]["feedback_token"]
+            await self._report(client, token, int(Y[index]))
+
+    async def _report(self, client: httpx.AsyncClient, token: str, truth: int) -> None:
+        assert self.feedback_delay is not None
+        await asyncio.sleep(self.feedback_delay)
+        revision = self._pick()
+        if revision is None:
+            return
+        server = self.fleet.servers[revision]
+        item = {"token": token, "truth": [truth]}
+        with suppress(httpx.HTTPError):
+            response = await client.post(
+                f"{server.url}/v2/models/{NAME}/feedback", json={"feedback": [item]}, timeout=5
+            )
+            if response.status_code != 200:
+                self.feedback_failed.append(response.text)
 
     async def _main(self) -> None:
         follower = asyncio.create_task(self._follow_routing())
@@ -354,14 +379,20 @@ class Env:
         return st if settled_on(st, revision) else None
 
     def deploy_stable(
-        self, manifest: dict[str, Any], rps: float, read: RoutingReader = read_routing
+        self,
+        manifest: dict[str, Any],
+        rps: float,
+        read: RoutingReader = read_routing,
+        feedback_delay: float | None = None,
     ) -> str:
         """Version 1 Healthy, then load that follows `read` (the HTTPRoute by default)."""
         self.read = read
         revision = self.add_revision(manifest)
         self.apply(manifest)
         wait_until("stable Healthy", lambda: self.healthy_on(revision))
-        self.load = LoadGenerator(self.kube, self.namespace, self.fleet, rps, read).start()
+        self.load = LoadGenerator(
+            self.kube, self.namespace, self.fleet, rps, read, feedback_delay
+        ).start()
         wait_until("load on stable", lambda: self.load and self.load.weights.get(revision))
         return revision
 

@@ -80,6 +80,24 @@ def test_shifted_predictions_are_rolled_back_by_drift(env: Env) -> None:
     assert by_metric["drift"]["verdict"] == "Failed"
 
 
+def test_candidate_with_less_live_accuracy_is_rolled_back(env: Env) -> None:
+    # Labels reach a server half a second after the answer, by the weights: often the other
+    # revision's. The candidate moves 60 % of its probability to the last class.
+    accuracy = {
+        "name": "live-accuracy",
+        "builtin": "accuracy",
+        "window": "8s",
+        "compareToStable": {"minRatio": 0.9},
+    }
+    manifest = md_manifest("1", env.prom.url, [accuracy])
+    stable = env.deploy_stable(manifest, RPS, feedback_delay=0.5)
+    candidate = start_candidate(env, [accuracy], "--fault-prediction-shift", "0.6")
+    st = expect_rollback(env, stable, candidate, "live-accuracy")
+    result = next(r for r in st["analysis"]["results"] if r["metric"] == "live-accuracy")
+    assert result["verdict"] == "Failed" and result["stableValue"] > 0.8, result
+    assert env.load is not None and env.load.feedback_failed == []
+
+
 def test_prometheus_down_pauses_never_promotes_and_continues(env: Env) -> None:
     extra = {"count": 4, "consecutiveErrorLimit": 1}
     deploy(env, [ERRORS], **extra)
