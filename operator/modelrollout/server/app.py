@@ -68,6 +68,7 @@ class ServerState:
         self.predictor = Predictor(model, self.faults, self.fast_path)
         self._class_index = ClassIndex(model.classes) if model.classes is not None else None
         self.metrics.set_classes(model.classes)
+        self.metrics.set_profile(model.profile, model.feature_names, model.classes)
         self.metrics.set_ready(self.ready)
 
     def set_draining(self) -> None:
@@ -105,6 +106,8 @@ class ServerState:
                 self.metrics.observe_classes(pred.class_indices)
             if pred.values is not None:
                 self.metrics.observe_values(pred.values)
+            if self.metrics.profile is not None:
+                self.metrics.profile.observe(x, pred.class_indices, pred.values)
             ok = True
             return Answer(req, pred, self._feedback_token(pred))
         finally:

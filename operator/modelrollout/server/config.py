@@ -31,6 +31,8 @@ class ServerConfig:
     log_level: str = "INFO"
     fast_path: bool = True
     feedback_key: str | None = field(default=None, repr=False)  # None: derived from the name
+    profile_uri: str | None = None  # a reference profile (modelrollout-profile) beside the model
+    profile_sha256: str | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -85,6 +87,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=_flag(d("fast-path", "true")),
         help="always call the estimator's own predict_proba (see modelrollout.server.fastpath)",
     )
+    p.add_argument(
+        "--profile-uri",
+        default=d("profile-uri"),
+        help="reference profile (written by modelrollout-profile): count live inputs on its bins",
+    )
+    p.add_argument("--profile-sha256", default=d("profile-sha256"), help="its expected digest")
     p.add_argument(
         "--feedback-key",
         default=d("feedback-key"),
@@ -146,6 +154,8 @@ def parse_config(
         log_level=a.log_level.upper(),
         fast_path=a.fast_path,
         feedback_key=a.feedback_key or None,
+        profile_uri=a.profile_uri or None,
+        profile_sha256=a.profile_sha256 or None,
         faults=FaultConfig(
             error_rate=a.fault_error_rate,
             latency_ms=a.fault_latency_ms,

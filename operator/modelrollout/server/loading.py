@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import yaml
 
+from modelrollout.profile.schema import Profile
 from modelrollout.server.columns import column_datatypes
 from modelrollout.server.digest import bytes_sha256, tree_sha256
 from modelrollout.server.fetch import Artifact, FetchError, one_line, read_artifact
@@ -87,6 +88,8 @@ class LoadedModel:
     column_types: dict[str, str] | None = None
     has_proba: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # The training data's histograms, to count live inputs against (server.reference).
+    profile: Profile | None = None
 
 
 def load_model(source: ModelSource) -> LoadedModel:

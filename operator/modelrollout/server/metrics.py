@@ -34,8 +34,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from modelrollout.profile.schema import Profile
 from modelrollout.server.buckets import cumulative
 from modelrollout.server.feedback_metrics import FEEDBACK_LEN, FeedbackCounts, feedback_families
+from modelrollout.server.profile_metrics import PROFILE_LEN, ProfileCounts, profile_families
 
 DURATION_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
@@ -56,7 +58,8 @@ OTHER_CLASS = "__other__"
 LABELS = ("model", "version", "revision")
 
 # Row layout: [success, failure, ready, duration buckets.., duration sum,
-#              value buckets.., value sum, class slots.., feedback (server.feedback_metrics)]
+#              value buckets.., value sum, class slots.., feedback (server.feedback_metrics),
+#              reference-profile bins (server.profile_metrics)]
 _SUCCESS, _FAILURE, _READY = 0, 1, 2
 _DUR = 3
 _DUR_SUM = _DUR + len(DURATION_BUCKETS) + 1
@@ -64,7 +67,8 @@ _VAL = _DUR_SUM + 1
 _VAL_SUM = _VAL + len(VALUE_BUCKETS) + 1
 _CLS = _VAL_SUM + 1
 _FEEDBACK = _CLS + CLASS_CAP + 1
-ROW_LEN = _FEEDBACK + FEEDBACK_LEN
+_PROFILE = _FEEDBACK + FEEDBACK_LEN
+ROW_LEN = _PROFILE + PROFILE_LEN
 
 
 def shared_buffer(workers: int) -> mmap.mmap:
@@ -88,7 +92,8 @@ class ServerMetrics(Collector):
         else:
             self._all = np.frombuffer(buffer, dtype=np.float64).reshape(-1, ROW_LEN)
         self._row = self._all[worker]
-        self.feedback = FeedbackCounts(self._row[_FEEDBACK:])
+        self.feedback = FeedbackCounts(self._row[_FEEDBACK:_PROFILE])
+        self.profile: ProfileCounts | None = None
         self._classes: list[str] = []
         self._dur_bounds = list(DURATION_BUCKETS)
         self._val_bounds = np.asarray(VALUE_BUCKETS)
@@ -100,6 +105,17 @@ class ServerMetrics(Collector):
         """Class labels, in the order of the model's ``classes_`` (slot i = class i)."""
         labels = [str(c) for c in (classes or [])]
         self._classes = labels[:CLASS_CAP] + ([OTHER_CLASS] if len(labels) > CLASS_CAP else [])
+
+    def set_profile(
+        self,
+        profile: Profile | None,
+        feature_names: Sequence[str] | None,
+        classes: Sequence[Any] | None,
+    ) -> None:
+        """Count inputs on a reference profile's bins (None: no profile, nothing counted)."""
+        self.profile = None
+        if profile is not None:
+            self.profile = ProfileCounts(self._row[_PROFILE:], profile, feature_names, classes)
 
     def set_ready(self, ready: bool) -> None:
         self._row[_READY] = 1.0 if ready else 0.0
@@ -179,7 +195,12 @@ class ServerMetrics(Collector):
         )
         g.add_metric(lbl, ready)
         yield g
-        yield from feedback_families([r[_FEEDBACK:] for r in self._all], lbl[0], self._classes)
+        yield from feedback_families(
+            [r[_FEEDBACK:_PROFILE] for r in self._all], lbl[0], self._classes
+        )
+        if self.profile is not None:
+            rows = [r[_PROFILE:] for r in self._all]
+            yield from profile_families(rows, lbl, self.profile.profile)
 
 
 def _histogram(

@@ -15,6 +15,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from modelrollout.server.faults import Faults
 from modelrollout.server.feedback_token import feedback_key
 from modelrollout.server.loading import LoadedModel, ModelLoadError, load_model
 from modelrollout.server.metrics import ServerMetrics, shared_buffer
+from modelrollout.server.reference import load_profile
 
 log = logging.getLogger("modelrollout.server")
 
@@ -67,6 +69,11 @@ def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
 def _load(config: ServerConfig) -> LoadResult:
     try:
         model = load_model(config.source)
+        if config.profile_uri:
+            profile = load_profile(
+                config.profile_uri, config.profile_sha256, config.source.pvc_root
+            )
+            model = replace(model, profile=profile)
     except ModelLoadError as exc:
         log.error("model %r not served: %s", config.name, exc.reason)
         return exc
