@@ -111,7 +111,9 @@ def test_the_server_reads_a_profile_pinned_by_sha256() -> None:
     with pytest.raises(ModelLoadError, match="sha256 mismatch"):
         load_profile("memory://profiles/p.json", "0" * 64)
     fsspec.filesystem("memory").pipe("/profiles/bad.json", b'{"features": 3}')
-    with pytest.raises(ModelLoadError, match=re.escape("reference profile memory://profiles/bad.json")):
+    with pytest.raises(
+        ModelLoadError, match=re.escape("reference profile memory://profiles/bad.json")
+    ):
         load_profile("memory://profiles/bad.json", None)
 
 
