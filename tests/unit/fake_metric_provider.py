@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 from modelrollout.analysis.provider import MeasuredRevisions, MetricFetchError
 from modelrollout.api import AnalysisSpec, MetricSpec
-from modelrollout.core.metric_judging import DataKind, MetricData, PredictionCounts, Role
+from modelrollout.core.metric_judging import (
+    DataKind,
+    FeatureBins,
+    MetricData,
+    PredictionCounts,
+    Role,
+)
 
 Fetched = tuple[str, DataKind, tuple[Role, ...]]
 
@@ -72,3 +78,9 @@ class FakeSource:
     ) -> Mapping[Role, PredictionCounts]:
         held = self._held(metric, DataKind.PREDICTIONS, roles).predictions
         return {r: held.get(r, PredictionCounts()) for r in roles}
+
+    async def feature_bins(
+        self, metric: MetricSpec, roles: Sequence[Role]
+    ) -> Mapping[Role, FeatureBins]:
+        held = self._held(metric, DataKind.FEATURE_BINS, roles).feature_bins
+        return {r: held.get(r, FeatureBins()) for r in roles}

@@ -16,6 +16,7 @@ from modelrollout.core.metric_judging import (
     DEFAULT_DRIFT_MAX,
     MAX_MESSAGE,
     DataKind,
+    FeatureBins,
     Fetch,
     MetricData,
     PredictionCounts,
@@ -54,6 +55,8 @@ def answer(fetch: Fetch, source: MetricData) -> MetricData:
         return MetricData(values=of(source.values))
     if fetch.kind is DataKind.SAMPLES:
         return MetricData(samples=of(source.samples))
+    if fetch.kind is DataKind.FEATURE_BINS:
+        return MetricData(feature_bins=of(source.feature_bins))
     return MetricData(predictions=of(source.predictions))
 
 
@@ -314,6 +317,23 @@ def test_mean_absolute_error_has_an_absolute_bound() -> None:
     unlabelled = MetricData(request_counts={C: 0.0}, values={})
     none = judged(m, asked(m, unlabelled, stable=False)[1], stable=False)
     assert none.verdict is Verdict.INCONCLUSIVE  # no labels yet: never a pass
+
+
+def test_input_drift_names_the_features_that_moved_most_from_the_reference() -> None:
+    m = metric(builtin="inputDrift", max=0.2)
+    reference = {"amount": {0: 0.5, 1: 0.5}, "country": {0: 0.9, 1: 0.1}}
+    moved = FeatureBins({"amount": {0: 10.0, 1: 90.0}, "country": {0: 88.0, 1: 12.0}}, reference)
+    fetches, data = asked(m, MetricData(feature_bins={C: moved}), stable=False)
+    assert fetches == [Fetch(DataKind.FEATURE_BINS, (C,))]
+    r = judged(m, data, stable=False)
+    assert r.verdict is Verdict.FAILED
+    assert r.message.startswith("psi by feature: amount 0.") and "country" in r.message
+    steady = FeatureBins({"amount": {0: 51.0, 1: 49.0}, "country": {0: 90.0, 1: 10.0}}, reference)
+    assert judged(m, MetricData(feature_bins={C: steady})).verdict is Verdict.SUCCESSFUL
+    few = FeatureBins({"amount": {0: 1.0}}, reference)
+    assert "too few inputs" in judged(m, MetricData(feature_bins={C: few})).message
+    none = judged(m, MetricData(feature_bins={C: FeatureBins()}))
+    assert none.verdict is Verdict.INCONCLUSIVE and "--profile-uri" in none.message
 
 
 def test_traffic_never_fetched_is_no_evidence() -> None:

@@ -48,6 +48,8 @@ from modelrollout.analysis.queries import (
     TemplateError,
     builtin_query,
     distributions,
+    input_bins,
+    input_reference,
     key_of,
     labelled_counts,
     rate_window,
@@ -63,7 +65,7 @@ from modelrollout.api import (
     PrometheusSpec,
     parse_duration,
 )
-from modelrollout.core.metric_judging import PredictionCounts, Role
+from modelrollout.core.metric_judging import FeatureBins, PredictionCounts, Role
 
 T = TypeVar("T")
 
@@ -214,6 +216,11 @@ class PrometheusSource:
 
     # -- built-ins (batched: one query for every rollout) -----------------------------------
 
+    async def feature_bins(
+        self, metric: MetricSpec, roles: Sequence[Role]
+    ) -> Mapping[Role, FeatureBins]:
+        return await _translated(self._feature_bins(metric, roles))
+
     async def _instant(self, query: str) -> list[Sample]:
         return await self._provider.instant_cache.get(
             (self._client.config.address, query),
@@ -277,6 +284,23 @@ class PrometheusSource:
         return {r: counts.get(self._key(r), PredictionCounts()) for r in roles}
 
     # -- custom PromQL (one query per rollout and revision) ---------------------------------
+
+    async def _feature_bins(
+        self, metric: MetricSpec, roles: Sequence[Role]
+    ) -> dict[Role, FeatureBins]:
+        labels = self._provider.labels
+        live = await self._instant(input_bins(self._window(metric), labels))
+        reference = await self._instant(input_reference(labels))
+
+        def grouped(samples: list[Sample], role: Role) -> dict[str, dict[int, float]]:
+            out: dict[str, dict[int, float]] = {}
+            for s in samples:
+                if key_of(s.labels, labels) == self._key(role) and not math.isnan(s.value):
+                    bin_index = int(s.labels.get("bin", "0"))
+                    out.setdefault(s.labels.get("feature", ""), {})[bin_index] = s.value
+            return out
+
+        return {r: FeatureBins(grouped(live, r), grouped(reference, r)) for r in roles}
 
     def _custom_query(self, metric: MetricSpec, role: Role) -> str:
         assert metric.query is not None

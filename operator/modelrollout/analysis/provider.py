@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from modelrollout.api import AnalysisSpec, MetricSpec
-from modelrollout.core.metric_judging import PredictionCounts, Role
+from modelrollout.core.metric_judging import FeatureBins, PredictionCounts, Role
 from modelrollout.kube.errors import ShellError
 
 # Reads one key of a Secret in a namespace: (namespace, secret, key) -> value.
@@ -87,6 +87,12 @@ class MetricSource(Protocol):
         self, metric: MetricSpec, roles: Sequence[Role]
     ) -> Mapping[Role, PredictionCounts]:
         """Prediction counts per class or cumulative bucket per revision (for drift)."""
+        ...
+
+    async def feature_bins(
+        self, metric: MetricSpec, roles: Sequence[Role]
+    ) -> Mapping[Role, FeatureBins]:
+        """Live inputs in the window and the reference profile per revision (inputDrift)."""
         ...
 
 

@@ -28,6 +28,9 @@ FEEDBACK_LABELLED = "model_feedback_labelled_total"
 FEEDBACK_CORRECT = "model_feedback_correct_total"
 FEEDBACK_ERROR_SUM = "model_feedback_absolute_error_sum"
 FEEDBACK_ERROR_COUNT = "model_feedback_absolute_error_count"
+# Live inputs on the bins of the reference profile, and the profile's own fractions.
+INPUT_BIN = "model_input_bin_total"
+INPUT_REFERENCE = "model_input_reference_ratio"
 
 # rate() needs at least two scrapes inside its window.
 MIN_RATE_WINDOW = 4.0
@@ -105,6 +108,17 @@ def mean_absolute_error(window: float, labels: LabelScheme = DEFAULT_LABELS) -> 
     w = duration(rate_window(window))
     total = _increase(FEEDBACK_ERROR_SUM, labels, w)
     return f"{total} / {_increase(FEEDBACK_ERROR_COUNT, labels, w)}"
+
+
+def input_bins(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str:
+    """Live inputs per feature and bin of the reference profile, per revision."""
+    w = duration(rate_window(window))
+    return f"sum by ({labels.by}, feature, bin) (increase({INPUT_BIN}{{{labels.selector}}}[{w}]))"
+
+
+def input_reference(labels: LabelScheme = DEFAULT_LABELS) -> str:
+    """The reference profile's fraction per feature and bin (the same on every replica)."""
+    return f"max by ({labels.by}, feature, bin) ({INPUT_REFERENCE}{{{labels.selector}}})"
 
 
 def latency_quantile(

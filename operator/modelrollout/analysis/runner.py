@@ -131,4 +131,6 @@ async def _fetched(source: MetricSource, metric: MetricSpec, fetch: Fetch) -> Me
         return MetricData(values=await source.values(metric, fetch.roles))
     if fetch.kind is DataKind.SAMPLES:
         return MetricData(samples=await source.samples(metric, fetch.roles))
+    if fetch.kind is DataKind.FEATURE_BINS:
+        return MetricData(feature_bins=await source.feature_bins(metric, fetch.roles))
     return MetricData(predictions=await source.predictions(metric, fetch.roles))

@@ -42,6 +42,8 @@ class BuiltinMetric(StrEnum):
     # From ground truth that clients reported later (the server's feedback endpoint).
     ACCURACY = "accuracy"
     MEAN_ABSOLUTE_ERROR = "meanAbsoluteError"
+    # Live inputs against the reference profile shipped beside the model (--profile-uri).
+    INPUT_DRIFT = "inputDrift"
 
 
 # Built-ins judged on labelled predictions: minSamples counts those, not requests.
@@ -246,8 +248,9 @@ class MetricSpec(ApiModel):
                 "set at least one criterion: min, max, compareToStable or judge",
             ),
             (
-                "!has(self.drift) || (has(self.builtin) && self.builtin == 'predictionDrift')",
-                "drift options apply only to builtin: predictionDrift",
+                "!has(self.drift) || (has(self.builtin) && "
+                "(self.builtin == 'predictionDrift' || self.builtin == 'inputDrift'))",
+                "drift options apply only to builtin: predictionDrift or inputDrift",
                 ".drift",
             ),
         )
@@ -261,7 +264,9 @@ class MetricSpec(ApiModel):
             "(seconds), predictionDrift (canary vs stable prediction distribution), requestRate; "
             "from ground truth reported to the feedback endpoint: accuracy (classifiers, 0..1) "
             "and meanAbsoluteError (regressors), over the labels that arrived in the window for "
-            "predictions each revision made, with minSamples counting labelled predictions."
+            "predictions each revision made, with minSamples counting labelled predictions; "
+            "inputDrift: the largest PSI (or Jensen-Shannon distance) of a feature's live inputs "
+            "against the reference profile the server was given (--profile-uri)."
         ),
     )
     query: str | None = Field(
@@ -282,7 +287,9 @@ class MetricSpec(ApiModel):
     judge: JudgeSpec | None = Field(
         default=None, description="Statistical comparison of canary and stable samples."
     )
-    drift: DriftSpec | None = Field(default=None, description="Options of predictionDrift.")
+    drift: DriftSpec | None = Field(
+        default=None, description="Options of predictionDrift and inputDrift."
+    )
     window: Duration | None = Field(
         default=None, description="Range of rate()/histogram windows; default: the interval."
     )
@@ -305,8 +312,11 @@ class MetricSpec(ApiModel):
             and self.judge is None
         ):
             raise PathError((), "set at least one criterion: min, max, compareToStable or judge")
-        if self.drift is not None and self.builtin != BuiltinMetric.PREDICTION_DRIFT:
-            raise PathError(("drift",), "drift options apply only to builtin: predictionDrift")
+        drifts = (BuiltinMetric.PREDICTION_DRIFT, BuiltinMetric.INPUT_DRIFT)
+        if self.drift is not None and self.builtin not in drifts:
+            raise PathError(
+                ("drift",), "drift options apply only to builtin: predictionDrift or inputDrift"
+            )
         return self
 
 

@@ -31,6 +31,7 @@ from modelrollout.api import (
 from modelrollout.core.judges import (
     Judgement,
     bins_from_cumulative,
+    bound_text,
     judge_bound,
     judge_drift,
     judge_mann_whitney,
@@ -62,6 +63,7 @@ class DataKind(StrEnum):
     VALUES = "values"  # the metric's value (criteria min/max, compareToStable)
     SAMPLES = "samples"  # the metric's series over the window (judge: Mann-Whitney)
     PREDICTIONS = "predictions"  # prediction counts per class or bucket (predictionDrift)
+    FEATURE_BINS = "featureBins"  # live inputs and the reference, per profile bin (inputDrift)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,19 @@ class PredictionCounts:
 
 
 @dataclass(frozen=True)
+class FeatureBins:
+    """One revision's live inputs in the window and its reference profile, per feature and bin
+    (the prediction is the feature PREDICTION_FEATURE)."""
+
+    live: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    reference: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+
+
+PREDICTION_FEATURE = "__prediction__"
+NO_PROFILE = "no reference profile: give the model server one (--profile-uri)"
+
+
+@dataclass(frozen=True)
 class MetricData:
     """The raw data fetched so far for one metric, by kind and revision.
 
@@ -92,6 +107,7 @@ class MetricData:
     values: Mapping[Role, float | None] = field(default_factory=dict)
     samples: Mapping[Role, Sequence[float]] = field(default_factory=dict)
     predictions: Mapping[Role, PredictionCounts] = field(default_factory=dict)
+    feature_bins: Mapping[Role, FeatureBins] = field(default_factory=dict)
     empty: str | None = None
 
     def _of(self, kind: DataKind) -> Mapping[Role, object]:
@@ -100,6 +116,7 @@ class MetricData:
             DataKind.VALUES: self.values,
             DataKind.SAMPLES: self.samples,
             DataKind.PREDICTIONS: self.predictions,
+            DataKind.FEATURE_BINS: self.feature_bins,
         }[kind]
 
     def has(self, fetch: Fetch) -> bool:
@@ -113,6 +130,7 @@ class MetricData:
             values={**self.values, **other.values},
             samples={**self.samples, **other.samples},
             predictions={**self.predictions, **other.predictions},
+            feature_bins={**self.feature_bins, **other.feature_bins},
             empty=other.empty if other.empty is not None else self.empty,
         )
 
@@ -123,10 +141,11 @@ def compares_with_stable(metric: MetricSpec) -> bool:
 
 
 def _traffic_gated(metric: MetricSpec) -> bool:
-    # requestRate is the traffic itself; predictionDrift has its own minimum of predictions.
+    # requestRate is the traffic itself; the drifts have their own minimum of predictions.
     return metric.builtin is not None and metric.builtin not in (
         BuiltinMetric.REQUEST_RATE,
         BuiltinMetric.PREDICTION_DRIFT,
+        BuiltinMetric.INPUT_DRIFT,
     )
 
 
@@ -136,6 +155,8 @@ def _fetches(metric: MetricSpec, has_stable: bool) -> list[Fetch]:
     compares = compares_with_stable(metric)
     if metric.builtin is BuiltinMetric.PREDICTION_DRIFT:
         return [Fetch(DataKind.PREDICTIONS, both)] if has_stable else []
+    if metric.builtin is BuiltinMetric.INPUT_DRIFT:
+        return [Fetch(DataKind.FEATURE_BINS, canary)]  # against the reference, not the stable
     if metric.builtin is not None:
         if compares and not has_stable:
             return []
@@ -243,6 +264,45 @@ def _drift(metric: MetricSpec, data: MetricData, has_stable: bool, min_samples: 
     )
 
 
+def _input_drift(metric: MetricSpec, data: MetricData, min_samples: int) -> Judgement:
+    """The feature whose live inputs moved most from the reference profile sets the value."""
+    bins = data.feature_bins.get(Role.CANARY, FeatureBins())
+    method = metric.drift.method if metric.drift else DriftMethod.PSI
+    maximum = metric.max if metric.max is not None else DEFAULT_DRIFT_MAX
+    bound = f"{method.value} {bound_text(None, maximum)}"
+    if not bins.reference:
+        return no_data(bound, NO_PROFILE)
+    least = max(1, min_samples)
+    scores: list[tuple[float, str]] = []
+    for feature, reference in bins.reference.items():
+        live = bins.live.get(feature, {})
+        n = sum(live.get(b, 0.0) for b in reference)
+        if n < least:
+            continue
+        judged = judge_drift(
+            {b: live.get(b, 0.0) for b in reference},
+            {b: share * n for b, share in reference.items()},
+            maximum,
+            method=method,
+            min_samples=least,
+        )
+        if judged.value is not None:
+            scores.append((judged.value, feature))
+    if not scores:
+        return no_data(bound, f"too few inputs in the window for any feature (min {least})")
+    scores.sort(reverse=True)
+    value = scores[0][0]
+    named = ", ".join(f"{_feature_name(f)} {v:.3g}" for v, f in scores[:3])
+    detail = f"{method.value} by feature: {named}"
+    if value > maximum:
+        return Judgement(Verdict.FAILED, value, bound, f"{detail} > max {maximum:g}")
+    return Judgement(Verdict.SUCCESSFUL, value, bound, detail)
+
+
+def _feature_name(feature: str) -> str:
+    return "prediction" if feature == PREDICTION_FEATURE else feature
+
+
 def _judge(
     metric: MetricSpec, data: MetricData, has_stable: bool, min_samples: int
 ) -> tuple[Judgement, float | None]:
@@ -251,6 +311,8 @@ def _judge(
         return no_data("", f"no data: {data.empty}"), None
     if metric.builtin is BuiltinMetric.PREDICTION_DRIFT:
         return _drift(metric, data, has_stable, min_samples), None
+    if metric.builtin is BuiltinMetric.INPUT_DRIFT:
+        return _input_drift(metric, data, min_samples), None
     if compares_with_stable(metric) and not has_stable:
         return no_data("", NO_STABLE), None
     gate = _traffic_gate(metric, data, min_samples)
