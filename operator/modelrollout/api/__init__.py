@@ -40,6 +40,7 @@ from modelrollout.api.holdout_gate import (
     ValueRange,
 )
 from modelrollout.api.model import ModelFormat, ModelSpec
+from modelrollout.api.monitoring import MonitoringPolicy, MonitoringSpec, MonitoringState
 from modelrollout.api.names import (
     API_VERSION,
     CATEGORIES,
@@ -63,6 +64,7 @@ from modelrollout.api.status import (
     HistoryEntry,
     MetricResult,
     ModelDeploymentStatus,
+    MonitoringStatus,
     Outcome,
     PauseReason,
     Phase,
@@ -134,6 +136,10 @@ __all__ = [
     "ModelDeploymentStatus",
     "ModelFormat",
     "ModelSpec",
+    "MonitoringPolicy",
+    "MonitoringSpec",
+    "MonitoringState",
+    "MonitoringStatus",
     "NginxRouting",
     "Outcome",
     "PathError",

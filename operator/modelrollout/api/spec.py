@@ -10,6 +10,7 @@ from modelrollout.api.analysis import AnalysisSpec
 from modelrollout.api.common import ApiModel, Duration, PathError, WireBool, WireInt, cel
 from modelrollout.api.holdout_gate import ValidationSpec
 from modelrollout.api.model import ModelSpec
+from modelrollout.api.monitoring import MonitoringSpec
 from modelrollout.api.strategy import AnalysisStepSpec, BackgroundAnalysis, Strategy
 
 _CANARY_USES_ANALYSIS = (
@@ -85,6 +86,11 @@ class ModelDeploymentSpec(ApiModel):
                 "blueGreen analysis may name only metrics defined in spec.analysis.metrics",
                 ".strategy.blueGreen",
             ),
+            (
+                "!has(self.monitoring) || has(self.monitoring.prometheus) || has(self.analysis)",
+                "required without spec.analysis (its prometheus is the default)",
+                ".monitoring.prometheus",
+            ),
         )
     )
 
@@ -106,6 +112,10 @@ class ModelDeploymentSpec(ApiModel):
     validation: ValidationSpec | None = Field(
         default=None, description="Offline gate on holdout data before any live traffic."
     )
+    monitoring: MonitoringSpec | None = Field(
+        default=None,
+        description="Checks of the serving revision after promotion, with alert or rollback.",
+    )
     progress_deadline_seconds: WireInt = Field(
         default=600,
         ge=10,
@@ -125,6 +135,16 @@ class ModelDeploymentSpec(ApiModel):
     paused: WireBool = Field(
         default=False, description="Freeze the rollout where it is (traffic stays as it is)."
     )
+
+    @model_validator(mode="after")
+    def _monitoring_source(self) -> ModelDeploymentSpec:
+        monitoring = self.monitoring
+        if monitoring is not None and monitoring.prometheus is None and self.analysis is None:
+            raise PathError(
+                ("monitoring", "prometheus"),
+                "required without spec.analysis (its prometheus is the default)",
+            )
+        return self
 
     @model_validator(mode="after")
     def _analysis_references(self) -> ModelDeploymentSpec:

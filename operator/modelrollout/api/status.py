@@ -16,6 +16,7 @@ from pydantic import Field
 
 from modelrollout.api.common import ApiModel
 from modelrollout.api.model import ModelSpec
+from modelrollout.api.monitoring import MonitoringState
 
 MAX_CONDITIONS = 16
 MAX_METRIC_RESULTS = 64
@@ -68,6 +69,7 @@ class AnalysisKind(StrEnum):
     BACKGROUND = "background"
     PRE_PROMOTION = "prePromotion"
     POST_PROMOTION = "postPromotion"
+    MONITORING = "monitoring"  # a check of the serving revision (status.monitoring)
 
 
 def _one_of(values: list[str]) -> str:
@@ -252,6 +254,23 @@ _TOKEN_DOC = (
 )
 
 
+class MonitoringStatus(ApiModel):
+    """The checks of the serving revision after promotion (spec.monitoring)."""
+
+    revision: str = Field(max_length=63, description="The revision checked.")
+    state: MonitoringState = Field(
+        default=MonitoringState.PENDING, description="Pending, Healthy, Breached or NoData."
+    )
+    message: str = Field(default="", max_length=MAX_MESSAGE, description="Why, for people.")
+    since: datetime | None = Field(default=None, description="When the state last changed.")
+    next_check_at: datetime | None = Field(default=None, description="When the next check is due.")
+    failures_in_a_row: int = Field(default=0, ge=0, description="Failed checks in a row.")
+    breaches: int = Field(default=0, ge=0, description="Breaches of this revision so far.")
+    check: AnalysisStatus | None = Field(
+        default=None, description="The latest check: each metric's result."
+    )
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state of the rollout. Everything a restarted operator needs lives here."""
 
@@ -327,6 +346,9 @@ class ModelDeploymentStatus(ApiModel):
     )
     validation: ValidationStatus | None = Field(
         default=None, description="The offline validation of the canary revision."
+    )
+    monitoring: MonitoringStatus | None = Field(
+        default=None, description="Checks of the serving revision after promotion."
     )
     history: list[HistoryEntry] = Field(
         default_factory=list,
