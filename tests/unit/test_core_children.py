@@ -14,6 +14,7 @@ from modelrollout.core.children import (
     service_manifests,
 )
 from modelrollout.core.plan import TrafficPlan
+from modelrollout.core.revision import compute_revision
 from tests.unit.builders import deployment_spec
 
 OWNER = OwnerRef.for_md("fraud", "uid-1")
@@ -78,12 +79,22 @@ def test_server_container_env_ports_probes_and_scrape_annotations() -> None:
     assert env["MODELROLLOUT_REVISION"] == "abc123"
     assert env["MODELROLLOUT_PORT"] == "8080"
     assert env["MODELROLLOUT_GRPC_PORT"] == "8081"
+    assert "MODELROLLOUT_PROFILE_URI" not in env
     annotations = d["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {
         "prometheus.io/scrape": "true",
         "prometheus.io/port": "8080",
         "prometheus.io/path": "/metrics",
     }
+
+
+def test_a_reference_profile_reaches_the_server_and_changes_the_revision() -> None:
+    profile = {"uri": "s3://models/fraud/7.profile.json", "sha256": "c" * 64}
+    with_profile = spec(model={**FRAUD_DETECTOR, "profile": profile})
+    env = env_of(deployment_manifest(OWNER, "ml", with_profile, "abc123", 1))
+    assert env["MODELROLLOUT_PROFILE_URI"] == profile["uri"]
+    assert env["MODELROLLOUT_PROFILE_SHA256"] == "c" * 64
+    assert compute_revision(with_profile) != compute_revision(spec())
 
 
 def test_template_overrides_merge_but_cannot_change_model_settings() -> None:

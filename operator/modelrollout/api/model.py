@@ -24,6 +24,23 @@ class ModelFormat(StrEnum):
 TrustedType = Annotated[str, Field(min_length=1, max_length=256)]
 
 
+class ReferenceProfile(ApiModel):
+    """The reference profile of the model's training or holdout data (modelrollout-profile)."""
+
+    uri: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=URI_PATTERN,
+        description="Where the profile (JSON) lives; the same schemes as the model's uri.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        max_length=64,
+        description="Hex SHA-256 of the profile file; the server refuses any other bytes.",
+    )
+
+
 class ModelSpec(ApiModel):
     """The model version to serve. Changing it starts a new rollout."""
 
@@ -81,6 +98,13 @@ class ModelSpec(ApiModel):
     allow_pickle: WireBool = Field(
         default=False,
         description="Allow formats that unpickle (joblib, pickled MLflow models): runs code.",
+    )
+    profile: ReferenceProfile | None = Field(
+        default=None,
+        description=(
+            "Histograms of the training data shipped beside the model: the server counts live "
+            "inputs on its bins, for the inputDrift metric."
+        ),
     )
 
     @model_validator(mode="after")

@@ -89,6 +89,9 @@ def server_env(spec: ModelDeploymentSpec, revision: str) -> list[dict[str, str]]
         "MODELROLLOUT_GRPC_PORT": str(GRPC_PORT),
         "MODELROLLOUT_PVC_ROOT": PVC_ROOT,
     }
+    if model.profile is not None:
+        env["MODELROLLOUT_PROFILE_URI"] = model.profile.uri
+        env["MODELROLLOUT_PROFILE_SHA256"] = model.profile.sha256 or ""
     return [{"name": k, "value": v} for k, v in env.items()]
 
 

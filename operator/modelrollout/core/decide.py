@@ -23,6 +23,7 @@ from modelrollout.core.decision_state import ROUTER_RECHECK_SECONDS, DecisionSta
 from modelrollout.core.evaluation import AnalysisEvaluator
 from modelrollout.core.gates import Gate, validation_gate
 from modelrollout.core.hold import hold
+from modelrollout.core.monitoring import CONDITION, MODEL_HEALTHY, monitor
 from modelrollout.core.observation import Observation, TrafficObservation
 from modelrollout.core.plan import AnalysisRequest, DesiredRevision, Plan, TrafficPlan
 from modelrollout.core.revision import compute_revision
@@ -68,6 +69,10 @@ def decide(
     strategy = strategy_for(spec)
     fast_rollback = _lifecycle(ctx, strategy, pending_controls(status))
     analysis_due = _step(ctx, strategy, pending_controls(ctx.st), fast_rollback=fast_rollback)
+    if analysis_due is None:
+        analysis_due, rolled_back = monitor(ctx)
+        if rolled_back:
+            _aborted(ctx, strategy)
     _retain(ctx, strategy)
     prune = _prune(ctx)
     _finish(ctx)
@@ -333,5 +338,17 @@ def _finish(ctx: DecisionState) -> None:
         now,
         generation,
     )
+    if st.monitoring is not None:
+        conditions = set_condition(
+            conditions,
+            MODEL_HEALTHY,
+            CONDITION[st.monitoring.state],
+            st.monitoring.state.value,
+            st.monitoring.message,
+            now,
+            generation,
+        )
+    else:
+        conditions = [c for c in conditions if c.type != MODEL_HEALTHY]
     st.conditions = conditions
     st.handled_requests = consume_all(st)

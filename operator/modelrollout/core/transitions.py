@@ -156,3 +156,30 @@ def promote_candidate(ctx: DecisionState, how: str) -> None:
     st.stable_model_version = version
     st.promoted_at = ctx.now
     clear_candidate(ctx)
+
+
+def roll_back_promotion(ctx: DecisionState, reason: str, message: str) -> None:
+    """The serving revision is taken back after promotion: the previous stable serves again and
+    the revision it replaced becomes an aborted candidate (not retried until retry or a new
+    spec, which rolls it out through every step again)."""
+    st = ctx.st
+    bad, previous = st.stable_revision, st.previous_stable_revision
+    if bad is None or previous is None:
+        return
+    bad_version = st.stable_model_version or ""
+    promoted = [h for h in st.history if h.revision == previous and h.outcome is Outcome.PROMOTED]
+    st.stable_revision = previous
+    st.stable_model_version = promoted[0].model_version if promoted else None
+    st.previous_stable_revision = None
+    st.promoted_at = ctx.now
+    st.canary_revision = bad
+    st.canary_model_version = bad_version
+    st.aborted_revision = bad
+    st.current_step_index = None
+    st.step_started_at = None
+    st.pause_reason = None
+    st.pause_started_at = None
+    ctx.add_history(bad, bad_version, Outcome.ROLLED_BACK, f"{reason}: {message}")
+    ctx.event("Warning", reason, f"revision {bad}: {message}; traffic back on revision {previous}")
+    ctx.set_phase(Phase.DEGRADED, f"revision {bad} rolled back after promotion: {message}", reason)
+    ctx.degraded_reason = reason
