@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
 import skops.io
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
@@ -27,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.core.revision import compute_revision
 from modelrollout.kube import HTTPROUTES, SERVICES, Kube, make_api_client
+from modelrollout.profile.build import build_profile
 from tests.e2e.prometheus import PrometheusProcess, ScrapeTarget
 from tests.integration.operator_process import Operator, apply, events, settled_on, status
 from tests.server.process import ServerProcess
@@ -44,6 +47,14 @@ X, Y = make_classification(n_samples=600, n_features=FEATURES, n_informative=3, 
 
 def train_model(path: Path) -> Path:
     skops.io.dump(LogisticRegression(max_iter=1000).fit(X, Y), path)
+    return path
+
+
+def write_profile(path: Path, model: Path) -> Path:
+    """The reference profile of the training data and the model's predictions on it."""
+    estimator = skops.io.load(model)
+    profile = build_profile(pd.DataFrame(X), estimator.predict(X))
+    path.write_text(profile.model_dump_json())
     return path
 
 
@@ -173,6 +184,8 @@ class LoadGenerator:
     ) -> None:
         self.kube = kube
         self.feedback_delay = feedback_delay
+        # Added to every row's first feature: the world moving away from the training data.
+        self.shift = 0.0
         # Feedback posts without a 200 answer (the test expects none).
         self.feedback_failed: list[str] = []
         self.read = read
@@ -215,7 +228,7 @@ class LoadGenerator:
 
     async def _one(self, client: httpx.AsyncClient, revision: str) -> None:
         index = self._rng.randrange(len(X))
-        row = X[index].tolist()
+        row = (X[index] + np.array([self.shift] + [0.0] * (FEATURES - 1))).tolist()
         body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, FEATURES],
                             "data": [row]}]}  # fmt: skip
         server = self.fleet.servers[revision]
@@ -409,9 +422,11 @@ def environment(
 ) -> Iterator[Env]:
     """operator: how the operator runs (default: a local process with the admin kubeconfig)."""
     model = train_model(workdir / "model.skops")
+    profile = write_profile(workdir / "profile.json", model)
     # 20 ms baseline latency on every server: p99 lands in a well-resolved histogram bucket,
     # so "3x slower" is 60 ms against 20 ms rather than noise between sub-millisecond buckets.
-    fleet = Fleet(model, workdir, ("--fault-latency-ms", "20"))
+    # Every server counts its inputs on the training data's profile (inputDrift).
+    fleet = Fleet(model, workdir, ("--fault-latency-ms", "20", "--profile-uri", str(profile)))
     prom = PrometheusProcess(workdir / "prometheus")
     api = make_api_client(str(cp.kubeconfig))
     kube = Kube(api)
