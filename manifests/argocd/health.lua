@@ -76,7 +76,28 @@ if phase == "Paused" then
   return hs
 end
 
+-- Monitoring after promotion (spec.monitoring): a breached check makes the serving model
+-- Degraded even while the rollout itself is done.
+local function breached(obj)
+  local conditions = obj.status.conditions
+  if conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(conditions) do
+    if c.type == "ModelHealthy" and c.status == "False" then
+      return c
+    end
+  end
+  return nil
+end
+
 if phase == "Healthy" then
+  local breach = breached(obj)
+  if breach ~= nil then
+    hs.status = "Degraded"
+    hs.message = "Monitoring: " .. tostring(breach.message or breach.reason)
+    return hs
+  end
   hs.status = "Healthy"
   hs.message = describe(obj, "The stable revision serves all traffic")
   return hs

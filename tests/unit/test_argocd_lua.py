@@ -89,6 +89,21 @@ def test_phase_maps_to_health(lua: ArgoLua, status: dict[str, Any], expected: st
     assert health["message"] == status["message"]
 
 
+def test_a_breached_model_after_promotion_is_degraded(lua: ArgoLua) -> None:
+    breach = "revision a: metric inputs value 0.9: psi by feature: amount 0.9 > max 0.2"
+    condition = {"type": "ModelHealthy", "status": "False", "reason": "Breached", "message": breach}
+    health = lua.health(md(st("Healthy", stableRevision="a", conditions=[condition])))
+    assert health == {"status": "Degraded", "message": f"Monitoring: {breach}"}
+    fine = {**condition, "status": "True", "reason": "Healthy"}
+    assert lua.health(md(st("Healthy", stableRevision="a", conditions=[fine])))["status"] == (
+        "Healthy"
+    )
+    unknown = {**condition, "status": "Unknown", "reason": "NoData"}
+    assert lua.health(md(st("Healthy", stableRevision="a", conditions=[unknown])))["status"] == (
+        "Healthy"
+    )
+
+
 @pytest.mark.parametrize("reason", list(PauseReason))
 def test_every_pause_reason_but_a_pause_step_waits_on_a_person(
     lua: ArgoLua, reason: PauseReason

@@ -148,6 +148,38 @@ def _analysis_lines(status: Obj, now: datetime) -> list[str]:
     return lines
 
 
+def _monitoring_lines(status: Obj, now: datetime) -> list[str]:
+    """spec.monitoring's checks: state, breaches, and each metric's latest result (inputDrift's
+    message names the features that moved most)."""
+    monitoring = status.get("monitoring")
+    if not monitoring:
+        return []
+    head = (
+        f"Monitoring: {monitoring.get('state', '-')} on {monitoring.get('revision', '-')}"
+        f" for {age(monitoring.get('since'), now)}"
+        f" ({monitoring.get('breaches', 0)} breaches)"
+    )
+    lines = [head]
+    if monitoring.get("message"):
+        lines.append(f"  {monitoring['message']}")
+    results = (monitoring.get("check") or {}).get("results") or []
+    if results:
+        rows = [
+            [
+                str(r.get("metric", "")),
+                _fmt_value(r.get("value")),
+                str(r.get("bound") or "-"),
+                str(r.get("verdict", "")),
+                age(r.get("measuredAt"), now),
+                str(r.get("message") or ""),
+            ]
+            for r in results
+        ]
+        header = ["METRIC", "VALUE", "BOUND", "VERDICT", "AGE", "MESSAGE"]
+        lines += ["  " + line for line in table(header, rows)]
+    return lines
+
+
 def _revision(rev: Any, version: Any) -> str:
     if not rev:
         return "-"
@@ -202,6 +234,7 @@ def status_view(obj: Obj, now: datetime) -> str:
             + (f": {validation['message']}" if validation.get("message") else "")
         )
     lines += _analysis_lines(status, now)
+    lines += _monitoring_lines(status, now)
     conditions = status.get("conditions") or []
     if conditions:
         lines.append("Conditions:")
