@@ -45,6 +45,9 @@ class Snapshot:
     version: str = ""
     stable_revision: str = ""
     canary_revision: str = ""
+    # status.monitoring.state ("" without spec.monitoring) and breaches of the serving revision.
+    monitoring: str = ""
+    breaches: int = 0
 
 
 _SNAPSHOTS: dict[tuple[str, str], Snapshot] = {}
@@ -61,9 +64,18 @@ def remember_object(
     version: str = "",
     stable_revision: str = "",
     canary_revision: str = "",
+    monitoring: str = "",
+    breaches: int = 0,
 ) -> None:
     _SNAPSHOTS[namespace, name] = Snapshot(
-        phase, canary_weight, model, version, stable_revision, canary_revision
+        phase,
+        canary_weight,
+        model,
+        version,
+        stable_revision,
+        canary_revision,
+        monitoring,
+        breaches,
     )
 
 
@@ -98,9 +110,27 @@ class _ObjectCollector(Collector):
             info.add_metric(
                 [namespace, name, *(getattr(snapshot, label) for label in INFO_LABELS)], 1
             )
+        healthy = GaugeMetricFamily(
+            "modelrollout_model_healthy",
+            "spec.monitoring's verdict on the serving revision: 1 healthy, 0 breached "
+            "(absent while pending, without data or without spec.monitoring).",
+            labels=["namespace", "name"],
+        )
+        breaches = GaugeMetricFamily(
+            "modelrollout_monitoring_breaches",
+            "Breaches of spec.monitoring by the serving revision so far.",
+            labels=["namespace", "name"],
+        )
+        for (namespace, name), snapshot in sorted(snapshots.items()):
+            if snapshot.monitoring in ("Healthy", "Breached"):
+                healthy.add_metric([namespace, name], float(snapshot.monitoring == "Healthy"))
+            if snapshot.monitoring:
+                breaches.add_metric([namespace, name], snapshot.breaches)
         yield by_phase
         yield weight
         yield info
+        yield healthy
+        yield breaches
 
 
 REGISTRY.register(_ObjectCollector())

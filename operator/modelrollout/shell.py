@@ -307,6 +307,8 @@ def reconcile_sync(shell: Shell, namespace: str, name: str) -> float | None:
         version=ctx.spec.model.version,
         stable_revision=plan.status.stable_revision or "",
         canary_revision=plan.status.canary_revision or "",
+        monitoring=plan.status.monitoring.state.value if plan.status.monitoring else "",
+        breaches=plan.status.monitoring.breaches if plan.status.monitoring else 0,
     )
     metrics.RECONCILES.labels("success").inc()
     return plan.requeue_after

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
 from modelrollout import metrics as operator_metrics
+from modelrollout.profile.build import build_profile
 from modelrollout.server.metrics import ServerMetrics
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "modelrollout"
@@ -87,7 +90,13 @@ def _sample_names(registry: Any) -> set[str]:
 def test_dashboard_queries_only_metrics_that_exist() -> None:
     server = ServerMetrics("m", "1", "abc")
     server.set_classes(["fraud", "ok"])
-    known = _sample_names(server.registry)
+    # Feedback and reference-profile families appear once there is something to count.
+    profile = build_profile(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), bins=2)
+    server.set_profile(profile, None, ["fraud", "ok"])
+    server.feedback.observe_classes(("1", "abc"), np.array([0]), np.array([1]))
+    regressor = ServerMetrics("r", "1", "abc")
+    regressor.feedback.observe_values(("1", "abc"), np.array([1.0]), np.array([2.0]))
+    known = _sample_names(server.registry) | _sample_names(regressor.registry)
     operator_registry = CollectorRegistry()
     for collector in (
         operator_metrics.RECONCILES,

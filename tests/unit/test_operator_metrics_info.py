@@ -54,3 +54,18 @@ def test_record_without_info_keeps_the_positional_form() -> None:
         assert info and info[0]["version"] == "" and info[0]["stable_revision"] == ""
     finally:
         metrics.forget("ml", "plain")
+
+
+def test_monitoring_verdict_and_breaches_per_object() -> None:
+    metrics.remember_object("ml", "watched", "Healthy", 0, monitoring="Breached", breaches=2)
+    metrics.remember_object("ml", "waiting", "Healthy", 0, monitoring="NoData")
+    metrics.remember_object("ml", "plain", "Healthy", 0)
+    try:
+        families = scrape()
+        healthy = {s["name"]: s["value"] for s in families["modelrollout_model_healthy"]}
+        assert healthy == {"watched": "0.0"}  # no data is not a verdict
+        breaches = {s["name"]: s["value"] for s in families["modelrollout_monitoring_breaches"]}
+        assert breaches == {"watched": "2.0", "waiting": "0.0"}
+    finally:
+        for name in ("watched", "waiting", "plain"):
+            metrics.forget("ml", name)
