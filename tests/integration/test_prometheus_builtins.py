@@ -16,6 +16,7 @@ import pytest
 from modelrollout.analysis.runner import AnalysisRunner
 from modelrollout.api import AnalysisSpec, MetricResult, Verdict
 from tests.e2e.prometheus import PrometheusProcess, SyntheticExporter, SyntheticRevision
+from tests.integration.measuring import measure_once
 from tests.testenv.controlplane import free_port
 
 NS, NAME = "ml", "fraud"
@@ -57,11 +58,7 @@ def spec(address: str, metrics: list[dict[str, Any]], **extra: Any) -> AnalysisS
 async def measure(
     s: AnalysisSpec, name: str = NAME, canary: str = "canary1", stable: str | None = "stable1"
 ) -> dict[str, MetricResult]:
-    runner = AnalysisRunner()
-    try:
-        return {r.metric: r for r in await runner.measure(s, NS, name, canary, stable)}
-    finally:
-        await runner.aclose()
+    return await measure_once(s, NS, name, canary, stable)
 
 
 async def test_error_rate_latency_and_request_rate(prom: PrometheusProcess) -> None:

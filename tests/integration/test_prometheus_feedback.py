@@ -24,9 +24,9 @@ import skops.io
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from modelrollout.analysis.runner import AnalysisRunner
-from modelrollout.api import AnalysisSpec, MetricResult, Verdict
+from modelrollout.api import AnalysisSpec, Verdict
 from tests.e2e.prometheus import PrometheusProcess, ScrapeTarget
+from tests.integration.measuring import measure_once
 from tests.server.process import ServerProcess
 
 NS = "ml"
@@ -141,16 +141,6 @@ def spec(address: str, metrics: list[dict[str, Any]], **extra: Any) -> AnalysisS
     )
 
 
-async def measure(
-    s: AnalysisSpec, name: str, canary: str, stable: str | None
-) -> dict[str, MetricResult]:
-    runner = AnalysisRunner()
-    try:
-        return {r.metric: r for r in await runner.measure(s, NS, name, canary, stable)}
-    finally:
-        await runner.aclose()
-
-
 async def test_a_candidate_with_less_live_accuracy_fails_and_the_stable_passes(
     prom: PrometheusProcess,
 ) -> None:
@@ -161,31 +151,33 @@ async def test_a_candidate_with_less_live_accuracy_fails_and_the_stable_passes(
             {"name": "vs-stable", "builtin": "accuracy", "compareToStable": {"minRatio": 0.95}},
         ],
     )
-    r = await measure(s, "fraud", "c1", "s1")
+    r = await measure_once(s, NS, "fraud", "c1", "s1")
     assert r["accuracy"].verdict is Verdict.FAILED, r["accuracy"]
     assert r["accuracy"].value is not None and r["accuracy"].value < 0.8
     assert r["vs-stable"].verdict is Verdict.FAILED, r["vs-stable"]
     stable_accuracy = r["vs-stable"].stable_value
     assert stable_accuracy is not None and stable_accuracy > 0.9
-    good = await measure(s, "fraud", "s1", None)
+    good = await measure_once(s, NS, "fraud", "s1", None)
     assert good["accuracy"].verdict is Verdict.SUCCESSFUL, good["accuracy"]
 
 
 async def test_mean_absolute_error_of_a_regressor(prom: PrometheusProcess) -> None:
     s = spec(prom.url, [{"name": "mae", "builtin": "meanAbsoluteError", "max": 1.0}])
-    r = await measure(s, "spend", "rc1", "rs1")
+    r = await measure_once(s, NS, "spend", "rc1", "rs1")
     assert r["mae"].verdict is Verdict.FAILED
     assert r["mae"].value == pytest.approx(SHIFT, rel=0.01)
-    good = await measure(s, "spend", "rs1", None)
+    good = await measure_once(s, NS, "spend", "rs1", None)
     assert good["mae"].verdict is Verdict.SUCCESSFUL
     assert good["mae"].value is not None and good["mae"].value < 1e-6
 
 
 async def test_no_labels_or_too_few_are_never_a_pass(prom: PrometheusProcess) -> None:
     metrics = [{"name": "accuracy", "builtin": "accuracy", "min": 0.5}]
-    unlabelled = await measure(spec(prom.url, metrics), "quiet", "u2", "u1")
+    unlabelled = await measure_once(spec(prom.url, metrics), NS, "quiet", "u2", "u1")
     assert unlabelled["accuracy"].verdict is Verdict.INCONCLUSIVE
     assert unlabelled["accuracy"].message == "too few labelled predictions: canary 0 (min 10)"
-    strict = await measure(spec(prom.url, metrics, minSamples=1_000_000), "fraud", "s1", None)
+    strict = await measure_once(
+        spec(prom.url, metrics, minSamples=1_000_000), NS, "fraud", "s1", None
+    )
     assert strict["accuracy"].verdict is Verdict.INCONCLUSIVE
     assert "too few labelled predictions" in strict["accuracy"].message

@@ -382,9 +382,14 @@ class AnalysisSpec(ApiModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> AnalysisSpec:
-        seen: set[str] = set()
-        for i, metric in enumerate(self.metrics):
-            if metric.name in seen:
-                raise PathError(("metrics", i, "name"), f"duplicate metric name {metric.name!r}")
-            seen.add(metric.name)
+        refuse_duplicate_names(self.metrics)
         return self
+
+
+def refuse_duplicate_names(metrics: list[MetricSpec]) -> None:
+    """PathError naming the first metric whose name an earlier one has."""
+    seen: set[str] = set()
+    for i, metric in enumerate(metrics):
+        if metric.name in seen:
+            raise PathError(("metrics", i, "name"), f"duplicate metric name {metric.name!r}")
+        seen.add(metric.name)

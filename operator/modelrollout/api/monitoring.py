@@ -6,7 +6,12 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from modelrollout.api.analysis import DataPolicy, MetricSpec, PrometheusSpec
+from modelrollout.api.analysis import (
+    DataPolicy,
+    MetricSpec,
+    PrometheusSpec,
+    refuse_duplicate_names,
+)
 from modelrollout.api.common import ApiModel, Duration, PathError, WireInt, cel
 
 MAX_MONITORING_METRICS = 16
@@ -83,15 +88,10 @@ class MonitoringSpec(ApiModel):
 
     @model_validator(mode="after")
     def _absolute(self) -> MonitoringSpec:
-        seen: set[str] = set()
         for i, metric in enumerate(self.metrics):
             if metric.compare_to_stable is not None or metric.judge is not None:
                 field = "compareToStable" if metric.compare_to_stable is not None else "judge"
-                raise PathError(
-                    ("metrics", i, field),
-                    "monitoring has no stable to compare with: use min and max",
-                )
-            if metric.name in seen:
-                raise PathError(("metrics", i, "name"), f"duplicate metric name {metric.name!r}")
-            seen.add(metric.name)
+                why = "monitoring has no stable to compare with: use min and max"
+                raise PathError(("metrics", i, field), why)
+        refuse_duplicate_names(self.metrics)
         return self

@@ -129,23 +129,27 @@ def _analysis_lines(status: Obj, now: datetime) -> list[str]:
     lines = [head]
     if analysis.get("message"):
         lines.append(f"  {analysis['message']}")
-    results = analysis.get("results") or []
-    if results:
-        rows = [
-            [
-                str(r.get("metric", "")),
-                _fmt_value(r.get("value")),
-                _fmt_value(r.get("stableValue")),
-                str(r.get("bound") or "-"),
-                str(r.get("verdict", "")),
-                age(r.get("measuredAt"), now),
-                str(r.get("message") or ""),
-            ]
-            for r in results
+    return lines + _results(analysis.get("results") or [], now, with_stable=True)
+
+
+def _results(results: list[Obj], now: datetime, *, with_stable: bool) -> list[str]:
+    """Each metric's latest result as an indented table (none: no lines)."""
+    if not results:
+        return []
+    rows = [
+        [
+            str(r.get("metric", "")),
+            _fmt_value(r.get("value")),
+            *([_fmt_value(r.get("stableValue"))] if with_stable else []),
+            str(r.get("bound") or "-"),
+            str(r.get("verdict", "")),
+            age(r.get("measuredAt"), now),
+            str(r.get("message") or ""),
         ]
-        header = ["METRIC", "VALUE", "STABLE", "BOUND", "VERDICT", "AGE", "MESSAGE"]
-        lines += ["  " + line for line in table(header, rows)]
-    return lines
+        for r in results
+    ]
+    header = ["METRIC", "VALUE", *(["STABLE"] if with_stable else []), "BOUND", "VERDICT", "AGE"]
+    return ["  " + line for line in table([*header, "MESSAGE"], rows)]
 
 
 def _monitoring_lines(status: Obj, now: datetime) -> list[str]:
@@ -163,21 +167,7 @@ def _monitoring_lines(status: Obj, now: datetime) -> list[str]:
     if monitoring.get("message"):
         lines.append(f"  {monitoring['message']}")
     results = (monitoring.get("check") or {}).get("results") or []
-    if results:
-        rows = [
-            [
-                str(r.get("metric", "")),
-                _fmt_value(r.get("value")),
-                str(r.get("bound") or "-"),
-                str(r.get("verdict", "")),
-                age(r.get("measuredAt"), now),
-                str(r.get("message") or ""),
-            ]
-            for r in results
-        ]
-        header = ["METRIC", "VALUE", "BOUND", "VERDICT", "AGE", "MESSAGE"]
-        lines += ["  " + line for line in table(header, rows)]
-    return lines
+    return lines + _results(results, now, with_stable=False)
 
 
 def _revision(rev: Any, version: Any) -> str:

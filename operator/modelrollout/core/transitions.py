@@ -35,18 +35,24 @@ def supersede_candidate(ctx: DecisionState, why: str) -> None:
     ctx.event("Normal", "Superseded", f"revision {previous}: {why}")
 
 
+def _leave_steps(ctx: DecisionState) -> None:
+    """The candidate is on no step and paused for nothing."""
+    st = ctx.st
+    st.current_step_index = None
+    st.step_started_at = None
+    st.pause_reason = None
+    st.pause_started_at = None
+
+
 def clear_candidate(ctx: DecisionState) -> None:
     """No candidate any more: its bookkeeping leaves the status."""
     st = ctx.st
     st.canary_revision = None
     st.canary_model_version = None
     st.aborted_revision = None
-    st.current_step_index = None
-    st.step_started_at = None
     st.rollout_started_at = None
-    st.pause_reason = None
-    st.pause_started_at = None
     st.canary_weight = 0
+    _leave_steps(ctx)
 
 
 def start_rollout(ctx: DecisionState, strategy: RolloutStrategy, *, retried: bool = False) -> bool:
@@ -121,10 +127,7 @@ def abort_candidate(ctx: DecisionState, reason: str, message: str, outcome: Outc
     if candidate is None:
         return
     st.aborted_revision = candidate
-    st.current_step_index = None
-    st.step_started_at = None
-    st.pause_reason = None
-    st.pause_started_at = None
+    _leave_steps(ctx)
     ctx.add_history(candidate, st.canary_model_version or "", outcome, f"{reason}: {message}")
     ctx.event("Warning", reason, f"revision {candidate}: {message}")
     ctx.set_phase(Phase.DEGRADED, f"revision {candidate} {_in_words(outcome)}: {message}", reason)
@@ -175,10 +178,7 @@ def roll_back_promotion(ctx: DecisionState, reason: str, message: str) -> None:
     st.canary_revision = bad
     st.canary_model_version = bad_version
     st.aborted_revision = bad
-    st.current_step_index = None
-    st.step_started_at = None
-    st.pause_reason = None
-    st.pause_started_at = None
+    _leave_steps(ctx)
     ctx.add_history(bad, bad_version, Outcome.ROLLED_BACK, f"{reason}: {message}")
     ctx.event("Warning", reason, f"revision {bad}: {message}; traffic back on revision {previous}")
     ctx.set_phase(Phase.DEGRADED, f"revision {bad} rolled back after promotion: {message}", reason)

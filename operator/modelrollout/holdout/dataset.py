@@ -10,8 +10,7 @@ import io
 
 import pandas as pd
 
-from modelrollout.server.digest import bytes_sha256
-from modelrollout.server.fetch import FetchError, one_line, read_artifact
+from modelrollout.server.fetch import FetchError, one_line, read_pinned_file
 
 
 class DatasetError(Exception):
@@ -25,16 +24,9 @@ def read_dataset(
     uri: str, fmt: str = "csv", sha256: str | None = None, pvc_root: str | None = None
 ) -> pd.DataFrame:
     try:
-        artifact = read_artifact(uri, pvc_root)
+        data = read_pinned_file(uri, sha256, "dataset", f"{fmt} file", pvc_root)
     except FetchError as exc:
-        raise DatasetError(f"dataset: {exc}") from None
-    if artifact.is_dir:
-        raise DatasetError(f"dataset {uri} is a directory; expected one {fmt} file")
-    data = artifact.data
-    if sha256 is not None and bytes_sha256(data) != sha256.lower():
-        raise DatasetError(
-            f"dataset {uri}: sha256 mismatch: expected {sha256}, got {bytes_sha256(data)}"
-        )
+        raise DatasetError(str(exc)) from None
     try:
         if fmt == "parquet":
             return pd.read_parquet(io.BytesIO(data))

@@ -14,6 +14,8 @@ from typing import Any
 import fsspec
 from fsspec.core import url_to_fs
 
+from modelrollout.server.digest import bytes_sha256
+
 DEFAULT_PVC_ROOT = "/mnt/models"
 PVC_ROOT_ENV = "MODELROLLOUT_PVC_ROOT"
 
@@ -87,3 +89,22 @@ def _read_tree(fs: Any, root: str) -> dict[str, bytes]:
 
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def read_pinned_file(
+    uri: str, sha256: str | None, what: str, expected: str, pvc_root: str | None = None
+) -> bytes:
+    """One file's bytes, checked against its sha256 pin when given; FetchError naming `what`
+    (e.g. "dataset") and the URI. `expected` says what the file should be (e.g. "csv file")."""
+    try:
+        artifact = read_artifact(uri, pvc_root)
+    except FetchError as exc:
+        raise FetchError(f"{what}: {exc}") from None
+    if artifact.is_dir:
+        raise FetchError(f"{what} {uri} is a directory; expected one {expected}")
+    data = artifact.data
+    if sha256 is not None and bytes_sha256(data) != sha256.strip().lower():
+        raise FetchError(
+            f"{what} {uri}: sha256 mismatch: expected {sha256}, got {bytes_sha256(data)}"
+        )
+    return data

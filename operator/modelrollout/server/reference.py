@@ -6,24 +6,16 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from modelrollout.profile.schema import Profile
-from modelrollout.server.digest import bytes_sha256
-from modelrollout.server.fetch import FetchError, one_line, read_artifact
+from modelrollout.server.fetch import FetchError, one_line, read_pinned_file
 from modelrollout.server.loading import ModelLoadError
 
 
 def load_profile(uri: str, sha256: str | None, pvc_root: str | None = None) -> Profile:
     """The profile, or ModelLoadError naming the URI (the server then stays unready)."""
     try:
-        artifact = read_artifact(uri, pvc_root)
+        data = read_pinned_file(uri, sha256, "reference profile", "JSON file", pvc_root)
     except FetchError as exc:
-        raise ModelLoadError(f"reference profile: {exc}") from None
-    if artifact.is_dir:
-        raise ModelLoadError(f"reference profile {uri} is a directory; expected one JSON file")
-    data = artifact.data
-    if sha256 is not None and bytes_sha256(data) != sha256.strip().lower():
-        raise ModelLoadError(
-            f"reference profile {uri}: sha256 mismatch: expected {sha256}, got {bytes_sha256(data)}"
-        )
+        raise ModelLoadError(str(exc)) from None
     try:
         return Profile.model_validate_json(data)
     except ValidationError as exc:
