@@ -27,6 +27,7 @@ from modelrollout.server.frames import model_input
 from modelrollout.server.inference import PREDICT, PREDICT_PROBA, Prediction, Predictor
 from modelrollout.server.loading import LoadedModel
 from modelrollout.server.metrics import ServerMetrics
+from modelrollout.server.shadow import Shadow
 from modelrollout.server.tensors import InferRequest, decode_request, dtype_name, encode_outputs
 
 log = logging.getLogger("modelrollout.server")
@@ -52,6 +53,8 @@ class ServerState:
         self.fast_path = fast_path
         self.feedback_key = feedback_key or token.feedback_key(None, name)
         self._class_index: ClassIndex | None = None
+        # Copies a share of the requests to a candidate (server.shadow); None: no mirroring.
+        self.shadow: Shadow | None = None
         self.version = version
         self.metrics = metrics
         self.faults = faults
@@ -108,6 +111,8 @@ class ServerState:
                 self.metrics.observe_values(pred.values)
             if self.metrics.profile is not None:
                 self.metrics.profile.observe(x, pred.class_indices, pred.values)
+            if self.shadow is not None:
+                self.shadow.offer(req, pred)
             ok = True
             return Answer(req, pred, self._feedback_token(pred))
         finally:

@@ -33,6 +33,7 @@ class ServerConfig:
     feedback_key: str | None = field(default=None, repr=False)  # None: derived from the name
     profile_uri: str | None = None  # a reference profile (modelrollout-profile) beside the model
     profile_sha256: str | None = None
+    shadow_config: str | None = None  # a file naming the candidate to mirror to (server.shadow)
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -93,6 +94,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="reference profile (written by modelrollout-profile): count live inputs on its bins",
     )
     p.add_argument("--profile-sha256", default=d("profile-sha256"), help="its expected digest")
+    p.add_argument(
+        "--shadow-config",
+        default=d("shadow-config"),
+        help="JSON file {target, percent, revision}: mirror that share of requests to the "
+        "candidate and compare its answers (re-read when it changes)",
+    )
     p.add_argument(
         "--feedback-key",
         default=d("feedback-key"),
@@ -156,6 +163,7 @@ def parse_config(
         feedback_key=a.feedback_key or None,
         profile_uri=a.profile_uri or None,
         profile_sha256=a.profile_sha256 or None,
+        shadow_config=a.shadow_config or None,
         faults=FaultConfig(
             error_rate=a.fault_error_rate,
             latency_ms=a.fault_latency_ms,

@@ -38,6 +38,7 @@ from modelrollout.profile.schema import Profile
 from modelrollout.server.buckets import cumulative
 from modelrollout.server.feedback_metrics import FEEDBACK_LEN, FeedbackCounts, feedback_families
 from modelrollout.server.profile_metrics import PROFILE_LEN, ProfileCounts, profile_families
+from modelrollout.server.shadow_metrics import SHADOW_LEN, ShadowCounts, shadow_families
 
 DURATION_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
@@ -59,7 +60,8 @@ LABELS = ("model", "version", "revision")
 
 # Row layout: [success, failure, ready, duration buckets.., duration sum,
 #              value buckets.., value sum, class slots.., feedback (server.feedback_metrics),
-#              reference-profile bins (server.profile_metrics)]
+#              reference-profile bins (server.profile_metrics), shadow traffic
+#              (server.shadow_metrics)]
 _SUCCESS, _FAILURE, _READY = 0, 1, 2
 _DUR = 3
 _DUR_SUM = _DUR + len(DURATION_BUCKETS) + 1
@@ -68,7 +70,8 @@ _VAL_SUM = _VAL + len(VALUE_BUCKETS) + 1
 _CLS = _VAL_SUM + 1
 _FEEDBACK = _CLS + CLASS_CAP + 1
 _PROFILE = _FEEDBACK + FEEDBACK_LEN
-ROW_LEN = _PROFILE + PROFILE_LEN
+_SHADOW = _PROFILE + PROFILE_LEN
+ROW_LEN = _SHADOW + SHADOW_LEN
 
 
 def shared_buffer(workers: int) -> mmap.mmap:
@@ -94,6 +97,7 @@ class ServerMetrics(Collector):
         self._row = self._all[worker]
         self.feedback = FeedbackCounts(self._row[_FEEDBACK:_PROFILE])
         self.profile: ProfileCounts | None = None
+        self.shadow = ShadowCounts(self._row[_SHADOW:])
         self._classes: list[str] = []
         self._dur_bounds = list(DURATION_BUCKETS)
         self._val_bounds = np.asarray(VALUE_BUCKETS)
@@ -115,7 +119,8 @@ class ServerMetrics(Collector):
         """Count inputs on a reference profile's bins (None: no profile, nothing counted)."""
         self.profile = None
         if profile is not None:
-            self.profile = ProfileCounts(self._row[_PROFILE:], profile, feature_names, classes)
+            row = self._row[_PROFILE:_SHADOW]
+            self.profile = ProfileCounts(row, profile, feature_names, classes)
 
     def set_ready(self, ready: bool) -> None:
         self._row[_READY] = 1.0 if ready else 0.0
@@ -199,8 +204,9 @@ class ServerMetrics(Collector):
             [r[_FEEDBACK:_PROFILE] for r in self._all], lbl[0], self._classes
         )
         if self.profile is not None:
-            rows = [r[_PROFILE:] for r in self._all]
+            rows = [r[_PROFILE:_SHADOW] for r in self._all]
             yield from profile_families(rows, lbl, self.profile.profile)
+        yield from shadow_families([r[_SHADOW:] for r in self._all], lbl[0])
 
 
 def _histogram(

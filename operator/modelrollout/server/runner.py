@@ -27,6 +27,7 @@ from modelrollout.server.feedback_token import feedback_key
 from modelrollout.server.loading import LoadedModel, ModelLoadError, load_model
 from modelrollout.server.metrics import ServerMetrics, shared_buffer
 from modelrollout.server.reference import load_profile
+from modelrollout.server.shadow import Shadow
 
 log = logging.getLogger("modelrollout.server")
 
@@ -109,6 +110,9 @@ async def serve(config: ServerConfig, metrics: ServerMetrics, preloaded: LoadRes
         config.fast_path,
         feedback_key(config.feedback_key, config.name),
     )
+    if config.shadow_config:
+        state.shadow = Shadow(config.shadow_config, config.name, metrics.shadow)
+        await state.shadow.start()
     runner = web.AppRunner(
         build_app(state),
         access_log=None,
@@ -152,6 +156,8 @@ async def serve(config: ServerConfig, metrics: ServerMetrics, preloaded: LoadRes
     if grpc_server is not None:
         await grpc_server.stop(config.shutdown_timeout)
     await runner.cleanup()
+    if state.shadow is not None:
+        await state.shadow.stop()
     if loading is not None and not loading.done():
         log.info("exiting while the model is still loading")
     log.info("stopped")
