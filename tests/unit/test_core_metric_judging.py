@@ -309,6 +309,16 @@ def test_live_accuracy_is_gated_on_labelled_predictions_and_compared_with_the_st
     )
 
 
+def test_shadow_agreement_is_gated_on_compared_rows() -> None:
+    m = metric(builtin="shadowAgreement", min=0.95)
+    few = MetricData(request_counts={C: 3.0}, values={C: 1.0})
+    r = judged(m, asked(m, few, stable=False)[1], stable=False)
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert r.message == "too few compared rows: canary 3 (min 10)"
+    disagrees = MetricData(request_counts={C: 500.0}, values={C: 0.8})
+    assert judged(m, asked(m, disagrees, stable=False)[1], stable=False).verdict is Verdict.FAILED
+
+
 def test_mean_absolute_error_has_an_absolute_bound() -> None:
     m = metric(builtin="meanAbsoluteError", max=2.0)
     source = MetricData(request_counts={C: 50.0}, values={C: 5.1})

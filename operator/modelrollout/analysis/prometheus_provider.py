@@ -51,14 +51,14 @@ from modelrollout.analysis.queries import (
     input_bins,
     input_reference,
     key_of,
-    labelled_counts,
     rate_window,
     render,
     request_rate,
+    sample_counts,
     template_variables,
 )
 from modelrollout.api import (
-    FEEDBACK_BUILTINS,
+    SAMPLES_OF,
     AnalysisSpec,
     BuiltinMetric,
     MetricSpec,
@@ -233,10 +233,12 @@ class PrometheusSource:
 
     async def _request_counts(self, metric: MetricSpec, roles: Sequence[Role]) -> dict[Role, float]:
         window = self._window(metric)
-        if metric.builtin in FEEDBACK_BUILTINS:
-            # Labels may simply not have arrived yet: no series is too few, never an error.
-            labelled = await self._by_revision(labelled_counts(window, self._provider.labels))
-            return {r: _number(labelled.get(self._key(r))) for r in roles}
+        if metric.builtin is not None and metric.builtin in SAMPLES_OF:
+            # Labels (or mirrored requests) may not have come yet: no series is too few samples,
+            # never an error.
+            query = sample_counts(metric.builtin, window, self._provider.labels)
+            counted = await self._by_revision(query)
+            return {r: _number(counted.get(self._key(r))) for r in roles}
         rates = await self._by_revision(request_rate(window, self._provider.labels))
         both = (Role.CANARY, Role.STABLE)
         if self._target.stable and not any(self._key(r) in rates for r in both):

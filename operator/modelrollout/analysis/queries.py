@@ -28,6 +28,10 @@ FEEDBACK_LABELLED = "model_feedback_labelled_total"
 FEEDBACK_CORRECT = "model_feedback_correct_total"
 FEEDBACK_ERROR_SUM = "model_feedback_absolute_error_sum"
 FEEDBACK_ERROR_COUNT = "model_feedback_absolute_error_count"
+# The stable's comparison of a candidate's answers to mirrored requests; `revision` is the
+# candidate's.
+SHADOW_ROWS = "model_shadow_rows_total"
+SHADOW_AGREED = "model_shadow_agreed_rows_total"
 # Live inputs on the bins of the reference profile, and the profile's own fractions.
 INPUT_BIN = "model_input_bin_total"
 INPUT_REFERENCE = "model_input_reference_ratio"
@@ -97,6 +101,26 @@ def labelled_counts(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str:
     return _increase(FEEDBACK_LABELLED, labels, duration(rate_window(window)))
 
 
+def shadow_rows(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str:
+    """Rows of mirrored requests whose answers were compared, per candidate revision."""
+    return _increase(SHADOW_ROWS, labels, duration(rate_window(window)))
+
+
+def shadow_agreement(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str:
+    """Share of compared rows the candidate labelled as the stable did."""
+    w = duration(rate_window(window))
+    return f"{_increase(SHADOW_AGREED, labels, w)} / {_increase(SHADOW_ROWS, labels, w)}"
+
+
+def sample_counts(
+    builtin: BuiltinMetric, window: float, labels: LabelScheme = DEFAULT_LABELS
+) -> str:
+    """What minSamples counts for a built-in of SAMPLES_OF."""
+    if builtin is BuiltinMetric.SHADOW_AGREEMENT:
+        return shadow_rows(window, labels)
+    return labelled_counts(window, labels)
+
+
 def accuracy(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str:
     """correct / labelled among the labels that arrived in the window; NaN when none did."""
     w = duration(rate_window(window))
@@ -158,6 +182,8 @@ def builtin_query(
         return accuracy(window, labels)
     if builtin is BuiltinMetric.MEAN_ABSOLUTE_ERROR:
         return mean_absolute_error(window, labels)
+    if builtin is BuiltinMetric.SHADOW_AGREEMENT:
+        return shadow_agreement(window, labels)
     return prediction_counts(window, labels)
 
 

@@ -5,7 +5,7 @@ Pure: no I/O imports. The CRD's OpenAPI schema is generated from these models
 """
 
 from modelrollout.api.analysis import (
-    FEEDBACK_BUILTINS,
+    SAMPLES_OF,
     AnalysisSpec,
     BasicAuth,
     BuiltinMetric,
@@ -92,11 +92,11 @@ __all__ = [
     "API_VERSION",
     "CATEGORIES",
     "DURATION_PATTERN",
-    "FEEDBACK_BUILTINS",
     "GROUP",
     "KIND",
     "LIST_KIND",
     "PLURAL",
+    "SAMPLES_OF",
     "SHORT_NAMES",
     "SINGULAR",
     "VERSION",

@@ -44,10 +44,16 @@ class BuiltinMetric(StrEnum):
     MEAN_ABSOLUTE_ERROR = "meanAbsoluteError"
     # Live inputs against the reference profile shipped beside the model (--profile-uri).
     INPUT_DRIFT = "inputDrift"
+    # The candidate's answers to mirrored requests against the stable's (a shadow step).
+    SHADOW_AGREEMENT = "shadowAgreement"
 
 
-# Built-ins judged on labelled predictions: minSamples counts those, not requests.
-FEEDBACK_BUILTINS = frozenset({BuiltinMetric.ACCURACY, BuiltinMetric.MEAN_ABSOLUTE_ERROR})
+# What minSamples counts for the built-ins that are not judged on the candidate's requests.
+SAMPLES_OF = {
+    BuiltinMetric.ACCURACY: "labelled predictions",
+    BuiltinMetric.MEAN_ABSOLUTE_ERROR: "labelled predictions",
+    BuiltinMetric.SHADOW_AGREEMENT: "compared rows",
+}
 
 
 class DriftMethod(StrEnum):
@@ -266,7 +272,9 @@ class MetricSpec(ApiModel):
             "and meanAbsoluteError (regressors), over the labels that arrived in the window for "
             "predictions each revision made, with minSamples counting labelled predictions; "
             "inputDrift: the largest PSI (or Jensen-Shannon distance) of a feature's live inputs "
-            "against the reference profile the server was given (--profile-uri)."
+            "against the reference profile the server was given (--profile-uri); "
+            "shadowAgreement: the share of mirrored rows the candidate labelled as the stable did "
+            "(0..1), minSamples counting compared rows."
         ),
     )
     query: str | None = Field(

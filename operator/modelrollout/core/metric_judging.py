@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from modelrollout.api import (
-    FEEDBACK_BUILTINS,
+    SAMPLES_OF,
     BuiltinMetric,
     DriftMethod,
     MetricResult,
@@ -200,8 +200,9 @@ def _traffic_gate(metric: MetricSpec, data: MetricData, min_samples: int) -> Jud
         # A count that was never fetched is no evidence of traffic.
         n = data.request_counts.get(role, 0.0)
         if n < min_samples:
-            if metric.builtin in FEEDBACK_BUILTINS:
-                why = f"too few labelled predictions: {role} {n:.0f} (min {min_samples})"
+            samples = SAMPLES_OF.get(metric.builtin) if metric.builtin else None
+            if samples is not None:
+                why = f"too few {samples}: {role} {n:.0f} (min {min_samples})"
             else:
                 why = f"too little traffic: {role} {n:.0f} requests (min {min_samples})"
             return no_data("", why)
