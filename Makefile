@@ -82,6 +82,7 @@ bench-server: setup
 	$(PY) benchmarks/pipeline_server.py
 	$(PY) benchmarks/batch_server.py
 	$(PY) benchmarks/grpc_server.py
+	$(PY) benchmarks/shadow_server.py
 
 ## bench-operator: N = 100 and 1,000 ModelDeployments on kwok: time to Healthy, RSS, idle CPU/requests
 bench-operator: setup testenv
