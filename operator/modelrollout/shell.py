@@ -26,6 +26,7 @@ from modelrollout.core.children import (
     deployment_manifest,
     deployment_name,
     service_manifests,
+    shadow_config_manifest,
 )
 from modelrollout.core.decide import decide
 from modelrollout.core.observation import (
@@ -38,6 +39,7 @@ from modelrollout.core.plan import Plan
 from modelrollout.core.revision import compute_revision
 from modelrollout.core.routing import is_blue_green
 from modelrollout.kube import (
+    CONFIGMAPS,
     DEPLOYMENTS,
     MODELDEPLOYMENTS,
     SERVICES,
@@ -183,6 +185,7 @@ def _carry_out(
             log.warning("revision %s has no Deployment to scale; skipped", desired.revision)
     for manifest in service_manifests(ctx.owner, ctx.namespace, ctx.spec, plan.traffic):
         _apply(shell, SERVICES, manifest)
+    _apply(shell, CONFIGMAPS, shadow_config_manifest(ctx.owner, ctx.namespace, plan.traffic))
     traffic = plan.traffic
     if is_blue_green(ctx.spec):
         if traffic.active_revision is not None:

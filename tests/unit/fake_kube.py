@@ -43,6 +43,7 @@ KINDS = (
     resources.MODELDEPLOYMENTS,
     resources.DEPLOYMENTS,
     resources.SERVICES,
+    resources.CONFIGMAPS,
     resources.EVENTS,
     resources.INGRESSES,
     resources.HTTPROUTES,

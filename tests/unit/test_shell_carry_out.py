@@ -76,11 +76,12 @@ def test_a_new_model_deployment_gets_its_deployment_and_services_then_its_status
     assert kube.names(SERVICES, NS) == [NAME, f"{NAME}-canary", f"{NAME}-stable"]
     # Children by server-side apply, then the status through the status subresource only.
     writes = [(r.verb, r.kind.kind, r.name, r.subresource) for r in kube.writes()]
-    assert writes[:5] == [
+    assert writes[:6] == [
         ("apply", "Deployment", f"{NAME}-{revision}", None),
         ("apply", "Service", NAME, None),
         ("apply", "Service", f"{NAME}-stable", None),
         ("apply", "Service", f"{NAME}-canary", None),
+        ("apply", "ConfigMap", f"{NAME}-shadow", None),  # nothing mirrored: percent 0
         ("patch", "ModelDeployment", NAME, "status"),
     ]
     assert status(kube)["phase"] == "Progressing"
@@ -170,5 +171,5 @@ def test_after_a_timeout_only_what_did_not_land_is_sent_again() -> None:
     before = len(kube.requests)
     reconcile(shell)
     applied = [r.name for r in kube.requests[before:] if r.verb == "apply"]
-    assert applied == [f"{NAME}-stable", f"{NAME}-canary"]
+    assert applied == [f"{NAME}-stable", f"{NAME}-canary", f"{NAME}-shadow"]
     assert status(kube)["phase"] == "Progressing"

@@ -76,6 +76,10 @@ The operator's rules on namespaced objects: the same list goes into the ClusterR
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# <name>-shadow: what the stable's model servers mirror to a candidate (a canary shadow step).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "update", "patch", "delete"]
 # Kubernetes events for every decision (both APIs: Kopf posts core/v1 events).
 - apiGroups: [""]
   resources: ["events"]

@@ -84,6 +84,7 @@ from modelrollout.api.strategy import (
     NginxRouting,
     PauseStep,
     ReplicasRouting,
+    ShadowStep,
     Strategy,
     TrafficRouting,
 )
@@ -151,6 +152,7 @@ __all__ = [
     "PrometheusTLS",
     "ReplicasRouting",
     "SecretKeyRef",
+    "ShadowStep",
     "Strategy",
     "TrafficRouting",
     "ValidationMetric",

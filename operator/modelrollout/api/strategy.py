@@ -29,6 +29,20 @@ class PauseStep(ApiModel):
     )
 
 
+class ShadowStep(ApiModel):
+    """Mirror a share of the stable's live requests to the candidate, which answers no one.
+
+    The stable's model server copies `percent` of its requests to the candidate and compares the
+    answers (the shadowAgreement metric); mirroring goes on through the analysis steps that
+    follow, until the first setWeight. The step itself lasts `duration`.
+    """
+
+    percent: WireInt = Field(
+        default=10, ge=1, le=100, description="Share of the stable's requests copied, 1..100."
+    )
+    duration: Duration = Field(description="How long the step lasts, e.g. 5m.")
+
+
 class AnalysisStepSpec(ApiModel):
     """Run spec.analysis now: `count` measurements `interval` apart; the step passes or fails."""
 
@@ -59,14 +73,14 @@ class BackgroundAnalysis(ApiModel):
 
 
 class CanaryStep(ApiModel):
-    """One step of a canary: exactly one of setWeight, pause and analysis."""
+    """One step of a canary: exactly one of setWeight, pause, analysis and shadow."""
 
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "[has(self.setWeight), has(self.pause), has(self.analysis)]"
+                "[has(self.setWeight), has(self.pause), has(self.analysis), has(self.shadow)]"
                 ".filter(x, x).size() == 1",
-                "a step needs exactly one of setWeight, pause and analysis",
+                "a step needs exactly one of setWeight, pause, analysis and shadow",
             ),
         )
     )
@@ -80,10 +94,14 @@ class CanaryStep(ApiModel):
     analysis: AnalysisStepSpec | None = Field(
         default=None, description="Run spec.analysis and continue only if it passes."
     )
+    shadow: ShadowStep | None = Field(
+        default=None,
+        description="Mirror live requests to the candidate before it takes any (first step only).",
+    )
 
     @model_validator(mode="after")
     def _one_action(self) -> CanaryStep:
-        exactly_one(self, ("set_weight", "pause", "analysis"), "step")
+        exactly_one(self, ("set_weight", "pause", "analysis", "shadow"), "step")
         return self
 
 
@@ -171,6 +189,12 @@ class CanaryStrategy(ApiModel):
                 "analysis.startStep must index a step",
                 ".analysis.startStep",
             ),
+            (
+                "self.steps.all(s, !has(s.shadow)) || (has(self.steps[0].shadow)"
+                " && self.steps.filter(s, has(s.shadow)).size() == 1)",
+                "a shadow step must be the first step, and the only one",
+                ".steps",
+            ),
         )
     )
 
@@ -214,6 +238,11 @@ class CanaryStrategy(ApiModel):
             last = step.set_weight
         if self.analysis is not None and self.analysis.start_step >= len(self.steps):
             raise PathError(("analysis", "startStep"), "analysis.startStep must index a step")
+        for i, step in enumerate(self.steps):
+            if step.shadow is not None and i > 0:
+                raise PathError(
+                    ("steps", i, "shadow"), "a shadow step must be the first step, and the only one"
+                )
         return self
 
 

@@ -45,6 +45,8 @@ from modelrollout.core.strategy import RolloutLayout, RolloutStrategy
 def _describe(step: CanaryStep) -> str:
     if step.set_weight is not None:
         return f"setWeight {step.set_weight}"
+    if step.shadow is not None:
+        return f"shadow {step.shadow.percent}% for {step.shadow.duration}"
     if step.pause is not None:
         return f"pause {step.pause.duration}" if step.pause.duration else "pause"
     return "analysis"
@@ -60,6 +62,15 @@ def _strategy(ctx: DecisionState) -> CanaryStrategy:
     canary = ctx.spec.strategy.canary
     assert canary is not None
     return canary
+
+
+def shadowing(steps: list[CanaryStep], index: int) -> int:
+    """The share of requests mirrored at step `index`: a first shadow step's percent until the
+    first setWeight (analysis steps in between judge the candidate on the copies), else 0."""
+    if not steps or steps[0].shadow is None:
+        return 0
+    first_weight = next((i for i, s in enumerate(steps) if s.set_weight is not None), len(steps))
+    return steps[0].shadow.percent if index < first_weight else 0
 
 
 def needed_canary_replicas(ctx: DecisionState, weight: int) -> int:
@@ -192,6 +203,20 @@ def _run_steps(ctx: DecisionState, steps: list[CanaryStep], index: int) -> StepR
             continue
         step = steps[index]
         label = f"step {index + 1}/{total}"
+        if step.shadow is not None:
+            what = f"{label} shadow {step.shadow.percent}%"
+            needed = needed_canary_replicas(ctx, step.shadow.percent)
+            if ready < needed:
+                return wait_for_pods(ctx, what, ready, needed)
+            if ctx.deadline_passed(st.step_started_at, parse_duration(step.shadow.duration)):
+                index = _advance(ctx, index, total, step)
+                continue
+            ctx.set_phase(
+                Phase.PROGRESSING,
+                f"{what} of live requests mirrored to the candidate for {step.shadow.duration}",
+                "Shadow",
+            )
+            return IN_PROGRESS
         if step.set_weight is not None:
             needed = needed_canary_replicas(ctx, step.set_weight)
             if ready < needed:
@@ -280,9 +305,25 @@ def canary_layout(ctx: DecisionState) -> RolloutLayout:
     else:
         step = steps[index]
         aiming = step.set_weight if step.set_weight is not None else reached
-        target = needed_canary_replicas(ctx, aiming)
+        target = needed_canary_replicas(ctx, aiming or shadowing(steps, index))
     ready = ctx.ready(candidate)
     active = None
+    mirrored = shadowing(steps, index)
+    if mirrored and index < len(steps):
+        # The candidate answers copies only: no live traffic. The replicas router keeps the
+        # `<name>` Service on the stable (every ready pod behind it would get a share).
+        return RolloutLayout(
+            stable_replicas=ctx.spec.replicas,
+            candidate_replicas=0 if validating else target,
+            traffic=TrafficPlan(
+                stable_revision=stable,
+                canary_revision=candidate,
+                canary_weight=0,
+                active_revision=stable if uses_replica_weights(ctx.spec) else None,
+                mirror_percent=mirrored if ready > 0 else 0,
+            ),
+            reported_weight=routed_weight(ctx),
+        )
     if index > len(steps):
         # Everything goes to the candidate only while it can take it; else the stable takes it.
         switched = ctx.candidate_holds_all_traffic(routed_weight(ctx))

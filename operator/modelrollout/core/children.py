@@ -7,6 +7,7 @@ not spread to children). Every child carries one controller ownerReference to th
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 SERVER_CONTAINER = "server"
 SERVER_PORT = 8080
+# Where every model-server pod mounts `<name>-shadow` (optional: a pod starts without it).
+SHADOW_DIR = "/etc/modelrollout/shadow"
+SHADOW_FILE = "shadow.json"
 # The Open Inference Protocol's gRPC form, on the port KServe and MLServer use.
 GRPC_PORT = 8081
 DEFAULT_SERVER_IMAGE = "modelrollout-server:0.1.0"
@@ -88,6 +92,7 @@ def server_env(spec: ModelDeploymentSpec, revision: str) -> list[dict[str, str]]
         "MODELROLLOUT_PORT": str(SERVER_PORT),
         "MODELROLLOUT_GRPC_PORT": str(GRPC_PORT),
         "MODELROLLOUT_PVC_ROOT": PVC_ROOT,
+        "MODELROLLOUT_SHADOW_CONFIG": f"{SHADOW_DIR}/{SHADOW_FILE}",
     }
     if model.profile is not None:
         env["MODELROLLOUT_PROFILE_URI"] = model.profile.uri
@@ -140,9 +145,18 @@ def _default_pod_template(
             "runAsGroup": SERVER_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+            {
+                "name": "shadow",
+                "configMap": {"name": shadow_config_name(name), "optional": True},
+            },
+        ],
     }
-    container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
+    container["volumeMounts"] = [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "shadow", "mountPath": SHADOW_DIR, "readOnly": True},
+    ]
     claim = _pvc_claim(spec.model.uri)
     if claim is not None:
         pod_spec["volumes"].append(
@@ -248,6 +262,31 @@ def _service(
     }
 
 
+def shadow_config_name(name: str) -> str:
+    return f"{name}-shadow"
+
+
+def shadow_config_manifest(owner: OwnerRef, namespace: str, traffic: TrafficPlan) -> dict[str, Any]:
+    """`<name>-shadow`: what the model servers mirror (server.shadow), mounted by every pod.
+
+    A shadow step sets the candidate and the share; otherwise the share is 0 and nothing is
+    mirrored. The target is the `<name>-canary` Service, which selects the candidate."""
+    name = owner.name
+    target = f"http://{name}-canary.{namespace}.svc:{SERVER_PORT}"
+    revision = traffic.canary_revision if traffic.mirror_percent else None
+    config = {
+        "target": target,
+        "percent": traffic.mirror_percent if revision else 0,
+        "revision": revision or traffic.stable_revision or NO_REVISION,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, shadow_config_name(name), namespace, {NAME_LABEL: name}),
+        "data": {SHADOW_FILE: json.dumps(config, sort_keys=True)},
+    }
+
+
 def service_manifests(
     owner: OwnerRef, namespace: str, spec: ModelDeploymentSpec, traffic: TrafficPlan
 ) -> list[dict[str, Any]]:
@@ -279,7 +318,9 @@ def service_manifests(
             _service(owner, namespace, f"{name}-preview", select(preview)),
         ]
     main = by_name if uses_replica_weights(spec) else select(stable)
-    if traffic.active_revision is not None:  # canary post-promotion window (replicas router)
+    if traffic.active_revision is not None:
+        # Replicas router: the candidate alone in the post-promotion window, the stable alone
+        # while the candidate only answers mirrored copies (a shadow step).
         main = select(traffic.active_revision)
     canary = traffic.canary_revision or stable
     return [

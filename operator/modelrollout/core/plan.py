@@ -41,6 +41,8 @@ class TrafficPlan:
     canary_weight: int = 0
     active_revision: str | None = None
     preview_revision: str | None = None
+    # Share of the stable's requests its model servers copy to `canary_revision` (a shadow step).
+    mirror_percent: int = 0
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from modelrollout.kube.client import USER_AGENT, make_api_client
 from modelrollout.kube.errors import Conflict, KubeError, NotFound, ShellError
 from modelrollout.kube.resources import (
+    CONFIGMAPS,
     DEPLOYMENTS,
     EVENTS,
     HTTPROUTES,
@@ -15,6 +16,7 @@ from modelrollout.kube.resources import (
 from modelrollout.kube.rest import Kube
 
 __all__ = [
+    "CONFIGMAPS",
     "DEPLOYMENTS",
     "EVENTS",
     "HTTPROUTES",
