@@ -81,6 +81,7 @@ def test_default_rbac_grants_only_what_the_operator_uses() -> None:
         ("modelrollout.io", "modeldeployments/finalizers"),
         ("apps", "deployments"),
         ("", "services"),
+        ("", "configmaps"),
         ("", "events"),
         ("events.k8s.io", "events"),
         ("batch", "jobs"),
@@ -92,6 +93,8 @@ def test_default_rbac_grants_only_what_the_operator_uses() -> None:
     assert ("modelrollout.io", "modeldeployments", "update") not in rules
     assert not any(r == "secrets" for _, r, _ in rules)
     assert {v for g, r, v in rules if r == "pods"} == {"get", "list", "watch"}
+    # <name>-shadow is written (server-side apply), never listed, and goes with its owner.
+    assert {v for g, r, v in rules if r == "configmaps"} == {"get", "create", "update", "patch"}
 
 
 def test_routers_and_peering_add_their_rules_only_when_enabled() -> None:

@@ -79,7 +79,7 @@ The operator's rules on namespaced objects: the same list goes into the ClusterR
 # <name>-shadow: what the stable's model servers mirror to a candidate (a canary shadow step).
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "create", "update", "patch", "delete"]
+  verbs: ["get", "create", "update", "patch"]
 # Kubernetes events for every decision (both APIs: Kopf posts core/v1 events).
 - apiGroups: [""]
   resources: ["events"]
