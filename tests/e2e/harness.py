@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.core.revision import compute_revision
-from modelrollout.kube import HTTPROUTES, SERVICES, Kube, make_api_client
+from modelrollout.kube import CONFIGMAPS, HTTPROUTES, SERVICES, Kube, make_api_client
 from modelrollout.profile.build import build_profile
 from tests.e2e.prometheus import PrometheusProcess, ScrapeTarget
 from tests.integration.operator_process import Operator, apply, events, settled_on, status
@@ -416,6 +416,40 @@ class Env:
         return events(self.cp, self.namespace, NAME)
 
 
+class ShadowProjection:
+    """What kubelet and cluster DNS do for the shadow ConfigMap on a real node: its
+    `shadow.json` appears as a file in every model-server pod (here: the file every server
+    process was given), and the `<name>-canary` Service name reaches the candidate's pods (here:
+    the candidate's server process, by the revision the ConfigMap names)."""
+
+    def __init__(self, kube: Kube, namespace: str, fleet: Fleet, path: Path) -> None:
+        self.kube, self.namespace, self.fleet, self.path = kube, namespace, fleet, path
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> ShadowProjection:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        written = None
+        while not self._stop.wait(0.3):
+            with suppress(Exception):  # no ConfigMap yet, or the API server busy
+                config_map = self.kube.get(CONFIGMAPS, self.namespace, f"{NAME}-shadow")
+                config = json.loads(config_map["data"]["shadow.json"])
+                server = self.fleet.servers.get(config["revision"])
+                config["target"] = server.url if server is not None else config["target"]
+                if config != written:
+                    tmp = self.path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(config))
+                    tmp.replace(self.path)  # atomic, as kubelet's symlink swap
+                    written = config
+
+
 @contextmanager
 def environment(
     cp: ControlPlane, namespace: str, workdir: Path, operator: Operator | None = None
@@ -426,18 +460,26 @@ def environment(
     # 20 ms baseline latency on every server: p99 lands in a well-resolved histogram bucket,
     # so "3x slower" is 60 ms against 20 ms rather than noise between sub-millisecond buckets.
     # Every server counts its inputs on the training data's profile (inputDrift).
-    fleet = Fleet(model, workdir, ("--fault-latency-ms", "20", "--profile-uri", str(profile)))
+    # Every server also mirrors what the shadow ConfigMap says (ShadowProjection writes it).
+    shadow = workdir / "shadow.json"
+    fleet = Fleet(
+        model,
+        workdir,
+        ("--fault-latency-ms", "20", "--profile-uri", str(profile), "--shadow-config", str(shadow)),
+    )
     prom = PrometheusProcess(workdir / "prometheus")
     api = make_api_client(str(cp.kubeconfig))
     kube = Kube(api)
     cp.kubectl("apply", "-f", "-", input=json.dumps(http_route(namespace)))
     operator = operator or Operator(cp, namespace, workdir)
     env = Env(cp, namespace, prom, fleet, kube, operator)
+    projection = ShadowProjection(kube, namespace, fleet, shadow).start()
     try:
         prom.start()
         operator.start()
         yield env
     finally:
+        projection.stop()
         try:
             print("final status:", json.dumps(env.status(), indent=1)[-6000:])
         except Exception as error:  # only diagnostics
