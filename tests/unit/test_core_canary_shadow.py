@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from modelrollout.api import AnalysisKind, AnalysisRunPhase, Outcome, Phase
+from modelrollout.cli.render import status_view
 from modelrollout.core.children import (
     OwnerRef,
     deployment_manifest,
@@ -118,3 +119,19 @@ def test_every_server_pod_mounts_the_shadow_config() -> None:
     assert {"name": "shadow", "mountPath": "/etc/modelrollout/shadow", "readOnly": True} in (
         container["volumeMounts"]
     )
+
+
+def test_kubectl_modelrollout_status_shows_the_shadow_phase_and_its_agreement() -> None:
+    rollout, _, _ = shadowed(AnalysisRunPhase.RUNNING)
+    rollout.reconcile()
+    rollout.cluster.make_all_ready()
+    rollout.reconcile()
+    obj = {
+        "metadata": {"name": "md", "namespace": "ns", "generation": 2},
+        "spec": rollout.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+        "status": rollout.status.model_dump(by_alias=True, exclude_none=True, mode="json"),
+    }
+    text = status_view(obj, rollout.cluster.now)
+    assert "[>] 1. shadow 20% of live requests for 2m (the candidate answers copies only)" in text
+    assert "weight 0%" in text
+    assert "mirrored to the candidate" in text

@@ -58,6 +58,12 @@ def describe_step(step: Obj) -> str:
     if "analysis" in step:
         metrics = (step.get("analysis") or {}).get("metrics")
         return f"analysis ({', '.join(metrics)})" if metrics else "analysis (all metrics)"
+    if "shadow" in step:
+        shadow = step.get("shadow") or {}
+        return (
+            f"shadow {shadow.get('percent', 10)}% of live requests for {shadow.get('duration')}"
+            " (the candidate answers copies only)"
+        )
     return str(dict(step))
 
 
