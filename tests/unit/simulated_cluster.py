@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
 from modelrollout.core.decide import decide
@@ -141,6 +142,14 @@ class SimRollout:
         """A control request as the CLI sends it: a new token in status.<control>."""
         self.tokens += 1
         self.status = self.status.model_copy(update={control: f"t{self.tokens}"})
+
+    def as_object(self) -> dict[str, Any]:
+        """The ModelDeployment as the API server holds it (what kubectl and the plugin read)."""
+        return {
+            "metadata": {"name": "md", "namespace": "ns", "generation": self.cluster.generation},
+            "spec": self.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            "status": self.status.model_dump(by_alias=True, exclude_none=True, mode="json"),
+        }
 
     def restart(self) -> None:
         """An operator restart: only what was written to the API server survives."""

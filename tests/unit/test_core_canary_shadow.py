@@ -126,12 +126,7 @@ def test_kubectl_modelrollout_status_shows_the_shadow_phase_and_its_agreement() 
     rollout.reconcile()
     rollout.cluster.make_all_ready()
     rollout.reconcile()
-    obj = {
-        "metadata": {"name": "md", "namespace": "ns", "generation": 2},
-        "spec": rollout.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
-        "status": rollout.status.model_dump(by_alias=True, exclude_none=True, mode="json"),
-    }
-    text = status_view(obj, rollout.cluster.now)
+    text = status_view(rollout.as_object(), rollout.cluster.now)
     assert "[>] 1. shadow 20% of live requests for 2m (the candidate answers copies only)" in text
     assert "weight 0%" in text
     assert "mirrored to the candidate" in text

@@ -202,12 +202,7 @@ def test_without_monitoring_there_is_no_condition() -> None:
 def test_kubectl_modelrollout_status_shows_the_checks_and_the_features_that_moved() -> None:
     rollout, _, v2, plan = monitored(policy="alert")
     check(rollout, plan, Verdict.FAILED, DRIFTED)
-    obj = {
-        "metadata": {"name": "md", "namespace": "ns", "generation": 2},
-        "spec": rollout.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
-        "status": rollout.status.model_dump(by_alias=True, exclude_none=True, mode="json"),
-    }
-    text = status_view(obj, rollout.cluster.now)
+    text = status_view(rollout.as_object(), rollout.cluster.now)
     assert f"Monitoring: Breached on {v2} for 0s (1 breaches)" in text
     row = next(line for line in text.splitlines() if line.strip().startswith("inputs"))
     assert "0.61" in row and "Failed" in row and "amount 0.61" in row
