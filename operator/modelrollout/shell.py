@@ -185,7 +185,8 @@ def _carry_out(
             log.warning("revision %s has no Deployment to scale; skipped", desired.revision)
     for manifest in service_manifests(ctx.owner, ctx.namespace, ctx.spec, plan.traffic):
         _apply(shell, SERVICES, manifest)
-    _apply(shell, CONFIGMAPS, shadow_config_manifest(ctx.owner, ctx.namespace, plan.traffic))
+    shadow = shadow_config_manifest(ctx.owner, ctx.namespace, ctx.spec, plan.traffic)
+    _apply(shell, CONFIGMAPS, shadow)
     traffic = plan.traffic
     if is_blue_green(ctx.spec):
         if traffic.active_revision is not None:

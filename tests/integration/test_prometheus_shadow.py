@@ -66,8 +66,10 @@ def start(tmp: Path, revision: str, *extra: str) -> ServerProcess:
 def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusProcess, Any]]:
     tmp = tmp_path_factory.mktemp("shadow")
     skops.io.dump(LogisticRegression().fit(X, Y), tmp / "model.skops")
-    twin = start(tmp, "twin")
-    shifted = start(tmp, "shifted", "--fault-prediction-shift", "0.8")
+    # Each candidate's own --revision is the one the stable's config names, as the operator
+    # writes it: its requests and the stable's comparisons share the series key.
+    twin = start(tmp, candidate_rev("agree"))
+    shifted = start(tmp, candidate_rev("disagree"), "--fault-prediction-shift", "0.8")
     stables = []
     for name, candidate in (("agree", twin), ("disagree", shifted)):
         config = tmp / f"{name}.json"
@@ -80,7 +82,10 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusP
     load = Load(stables)
     targets = [
         ScrapeTarget(f"127.0.0.1:{s.port}", {"namespace": NS, "name": name})
-        for s, name in zip(stables, ("agree", "disagree"), strict=True)
+        for pair, name in zip(
+            ((stables[0], twin), (stables[1], shifted)), ("agree", "disagree"), strict=True
+        )
+        for s in pair
     ]
     try:
         with PrometheusProcess(tmp / "prom", targets) as p:
@@ -145,3 +150,28 @@ def test_candidates_only_saw_the_copies(prom: tuple[PrometheusProcess, Any]) -> 
         # Read after the candidate: each request it answered is a copy the stable sent, but
         # for at most one in flight per sender and worker.
         assert 0 < served <= sent + SENDERS * 2
+
+
+async def test_shadow_latency_is_the_candidate_s_as_the_stable_saw_it(
+    prom: tuple[PrometheusProcess, Any],
+) -> None:
+    p, _ = prom
+    s = AnalysisSpec.model_validate(
+        {
+            "interval": "10s",
+            "prometheus": {"address": p.url},
+            "metrics": [
+                {"name": "p99", "builtin": "shadowLatencyP99", "max": 5.0},
+                {"name": "tight", "builtin": "shadowLatencyP99", "max": 1e-6},
+                {
+                    "name": "ratio",
+                    "builtin": "shadowLatencyP99",
+                    "compareToStable": {"maxRatio": 1e6},
+                },
+            ],
+        }
+    )
+    r = await measure_once(s, NS, "agree", candidate_rev("agree"), "stable-agree")
+    assert r["p99"].verdict is Verdict.SUCCESSFUL and r["p99"].value is not None
+    assert r["tight"].verdict is Verdict.FAILED  # some time passed: the value is real
+    assert r["ratio"].stable_value is not None and r["ratio"].stable_value > 0

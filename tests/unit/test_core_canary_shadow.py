@@ -19,6 +19,8 @@ from modelrollout.core.plan import Plan
 from tests.unit.builders import GATEWAY_ROUTING as GATEWAY
 from tests.unit.scripted_rollout import ScriptedEvaluator, replicas
 from tests.unit.simulated_cluster import SimRollout
+from tests.unit.test_core_bluegreen import by_kind
+from tests.unit.test_core_bluegreen import started as blue_green_started
 from tests.unit.test_core_canary import started
 
 AGREEMENT = {
@@ -47,8 +49,8 @@ def main_selector(rollout: SimRollout, plan: Plan) -> dict[str, str]:
     return selector
 
 
-def mirrored(plan: Plan) -> dict[str, Any]:
-    config = shadow_config_manifest(OWNER, "ns", plan.traffic)
+def mirrored(rollout: SimRollout, plan: Plan) -> dict[str, Any]:
+    config = shadow_config_manifest(OWNER, "ns", rollout.spec, plan.traffic)
     doc: dict[str, Any] = json.loads(config["data"]["shadow.json"])
     return doc
 
@@ -62,7 +64,7 @@ def test_the_candidate_answers_copies_only_then_takes_traffic_when_they_agree() 
     assert plan.status.phase == Phase.PROGRESSING and "mirrored" in plan.status.message
     assert plan.traffic.canary_weight == 0 and plan.status.canary_weight == 0
     assert plan.traffic.mirror_percent == 20
-    assert mirrored(plan) == {
+    assert mirrored(rollout, plan) == {
         "target": "http://md-canary.ns.svc:8080",
         "percent": 20,
         "revision": candidate,
@@ -76,7 +78,7 @@ def test_the_candidate_answers_copies_only_then_takes_traffic_when_they_agree() 
     rollout.cluster.tick(121)
     plan = rollout.settle()  # the shadow step ends; the analysis passes on the copies
     assert plan.status.current_step_index == 3  # at the manual pause after setWeight 25
-    assert plan.traffic.mirror_percent == 0 and mirrored(plan)["percent"] == 0
+    assert plan.traffic.mirror_percent == 0 and mirrored(rollout, plan)["percent"] == 0
     assert plan.status.canary_weight > 0
 
 
@@ -130,3 +132,25 @@ def test_kubectl_modelrollout_status_shows_the_shadow_phase_and_its_agreement() 
     assert "[>] 1. shadow 20% of live requests for 2m (the candidate answers copies only)" in text
     assert "weight 0%" in text
     assert "mirrored to the candidate" in text
+
+
+def test_blue_green_mirrors_to_the_preview_before_the_switch() -> None:
+    rollout, stable, candidate = blue_green_started(
+        shadow={"percent": 30, "duration": "1m"}, prePromotionAnalysis={}, autoPromotion=True
+    )
+    rollout.evaluate = by_kind({AnalysisKind.PRE_PROMOTION: AnalysisRunPhase.SUCCESSFUL})
+    rollout.reconcile()
+    rollout.cluster.make_all_ready()
+    plan = rollout.reconcile()
+    assert plan.status.message.startswith("preview: 30% of live requests mirrored")
+    assert plan.traffic.mirror_percent == 30 and plan.traffic.active_revision == stable
+    assert mirrored(rollout, plan) == {
+        "target": "http://md-preview.ns.svc:8080",
+        "percent": 30,
+        "revision": candidate,
+    }
+    assert rollout.evaluate.requests == []  # the pre-promotion analysis waits for the shadow
+    rollout.cluster.tick(61)
+    plan = rollout.settle()
+    assert plan.status.stable_revision == candidate  # analysis passed, switched, promoted
+    assert plan.traffic.mirror_percent == 0

@@ -32,6 +32,7 @@ FEEDBACK_ERROR_COUNT = "model_feedback_absolute_error_count"
 # candidate's.
 SHADOW_ROWS = "model_shadow_rows_total"
 SHADOW_AGREED = "model_shadow_agreed_rows_total"
+SHADOW_LATENCY_BUCKET = "model_shadow_latency_seconds_bucket"
 # Live inputs on the bins of the reference profile, and the profile's own fractions.
 INPUT_BIN = "model_input_bin_total"
 INPUT_REFERENCE = "model_input_reference_ratio"
@@ -112,6 +113,19 @@ def shadow_agreement(window: float, labels: LabelScheme = DEFAULT_LABELS) -> str
     return f"{_increase(SHADOW_AGREED, labels, w)} / {_increase(SHADOW_ROWS, labels, w)}"
 
 
+def shadow_latency_quantile(
+    window: float, quantile: float = 0.99, labels: LabelScheme = DEFAULT_LABELS
+) -> str:
+    """The candidate's answer time to mirrored requests (as the stable saw it) per candidate
+    revision, or else a revision's own request duration: the stable's, to compare with."""
+    w = duration(rate_window(window))
+    mirrored = (
+        f"histogram_quantile({quantile}, sum by ({labels.by}, le) "
+        f"(rate({SHADOW_LATENCY_BUCKET}{{{labels.selector}}}[{w}])))"
+    )
+    return f"{mirrored} or {latency_quantile(window, quantile, labels)}"
+
+
 def sample_counts(
     builtin: BuiltinMetric, window: float, labels: LabelScheme = DEFAULT_LABELS
 ) -> str:
@@ -184,6 +198,8 @@ def builtin_query(
         return mean_absolute_error(window, labels)
     if builtin is BuiltinMetric.SHADOW_AGREEMENT:
         return shadow_agreement(window, labels)
+    if builtin is BuiltinMetric.SHADOW_LATENCY_P99:
+        return shadow_latency_quantile(window, 0.99, labels)
     return prediction_counts(window, labels)
 
 

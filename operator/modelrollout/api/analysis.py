@@ -46,6 +46,9 @@ class BuiltinMetric(StrEnum):
     INPUT_DRIFT = "inputDrift"
     # The candidate's answers to mirrored requests against the stable's (a shadow step).
     SHADOW_AGREEMENT = "shadowAgreement"
+    # The candidate's answer time to mirrored requests as the stable saw it (seconds, p99);
+    # compared with the stable, its own p99.
+    SHADOW_LATENCY_P99 = "shadowLatencyP99"
 
 
 # What minSamples counts for the built-ins that are not judged on the candidate's requests.
@@ -274,7 +277,9 @@ class MetricSpec(ApiModel):
             "inputDrift: the largest PSI (or Jensen-Shannon distance) of a feature's live inputs "
             "against the reference profile the server was given (--profile-uri); "
             "shadowAgreement: the share of mirrored rows the candidate labelled as the stable did "
-            "(0..1), minSamples counting compared rows."
+            "(0..1), minSamples counting compared rows; shadowLatencyP99: the candidate's p99 "
+            "answer time to mirrored requests as the stable saw it (seconds; the stable's own "
+            "p99 when compared)."
         ),
     )
     query: str | None = Field(

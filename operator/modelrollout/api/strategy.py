@@ -273,6 +273,15 @@ class BlueGreenStrategy(ApiModel):
     preview_replicas: WireInt | None = Field(
         default=None, ge=0, le=1000, description="Replicas of the preview; default: spec.replicas."
     )
+    shadow: ShadowStep | None = Field(
+        default=None,
+        description=(
+            "Before the switch: once the preview is ready, mirror this share of the stable's "
+            "requests to it for `duration` (the stable's servers compare the answers, "
+            "shadowAgreement), then run the pre-promotion analysis; mirroring goes on until "
+            "the switch."
+        ),
+    )
     pre_promotion_analysis: AnalysisStepSpec | None = Field(
         default=None, description="Analysis of the preview before the switch."
     )

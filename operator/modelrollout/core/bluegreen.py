@@ -16,6 +16,7 @@ from modelrollout.api import (
     ModelDeploymentSpec,
     PauseReason,
     Phase,
+    parse_duration,
 )
 from modelrollout.core.controls import Controls
 from modelrollout.core.decision_state import DecisionState
@@ -85,6 +86,15 @@ def _run_stages(ctx: DecisionState, stage: int) -> StepResult:
             needed = preview_replicas(ctx)
             if ready < needed:
                 return wait_for_pods(ctx, _STAGE_NAMES[stage], ready, needed)
+            shadow = strategy.shadow
+            if shadow is not None and not _shadow_done(ctx, shadow.duration):
+                ctx.set_phase(
+                    Phase.PROGRESSING,
+                    f"preview: {shadow.percent}% of live requests mirrored to it for "
+                    f"{shadow.duration}",
+                    "Shadow",
+                )
+                return IN_PROGRESS
             if strategy.pre_promotion_analysis is not None:
                 checked = _analysis_stage(ctx, AnalysisKind.PRE_PROMOTION, stage)
                 if checked.gate != Gate.PASSED:
@@ -123,6 +133,11 @@ def _run_stages(ctx: DecisionState, stage: int) -> StepResult:
         return checked.held()
 
 
+def _shadow_done(ctx: DecisionState, duration: str) -> bool:
+    """The shadow phase counts from the preview stage's start (its pods' startup included)."""
+    return ctx.deadline_passed(ctx.st.step_started_at, parse_duration(duration))
+
+
 def _analysis_stage(ctx: DecisionState, kind: AnalysisKind, stage: int) -> AnalysisGate:
     """The pre- or post-promotion analysis of the stage started at status.stepStartedAt."""
     strategy = _strategy(ctx)
@@ -146,12 +161,15 @@ def blue_green_layout(ctx: DecisionState) -> RolloutLayout:
     else:
         target = preview_replicas(ctx)
     switched = stage == BG_POST and ctx.candidate_holds_all_traffic()
+    shadow = _strategy(ctx).shadow
+    mirrored = shadow is not None and stage < BG_SWITCHING and ctx.ready(candidate) > 0
     traffic = TrafficPlan(
         stable_revision=stable,
         canary_revision=candidate,
         canary_weight=100 if switched else 0,
         active_revision=candidate if switched else stable,
         preview_revision=candidate,
+        mirror_percent=shadow.percent if shadow is not None and mirrored else 0,
     )
     return RolloutLayout(
         stable_replicas=ctx.spec.replicas, candidate_replicas=target, traffic=traffic

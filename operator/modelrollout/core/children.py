@@ -266,13 +266,17 @@ def shadow_config_name(name: str) -> str:
     return f"{name}-shadow"
 
 
-def shadow_config_manifest(owner: OwnerRef, namespace: str, traffic: TrafficPlan) -> dict[str, Any]:
+def shadow_config_manifest(
+    owner: OwnerRef, namespace: str, spec: ModelDeploymentSpec, traffic: TrafficPlan
+) -> dict[str, Any]:
     """`<name>-shadow`: what the model servers mirror (server.shadow), mounted by every pod.
 
-    A shadow step sets the candidate and the share; otherwise the share is 0 and nothing is
-    mirrored. The target is the `<name>-canary` Service, which selects the candidate."""
+    A shadow phase sets the candidate and the share; otherwise the share is 0 and nothing is
+    mirrored. The target is the Service that selects the candidate: `<name>-canary`, or
+    `<name>-preview` for blue/green."""
     name = owner.name
-    target = f"http://{name}-canary.{namespace}.svc:{SERVER_PORT}"
+    service = f"{name}-preview" if is_blue_green(spec) else f"{name}-canary"
+    target = f"http://{service}.{namespace}.svc:{SERVER_PORT}"
     revision = traffic.canary_revision if traffic.mirror_percent else None
     config = {
         "target": target,
