@@ -89,6 +89,10 @@ async def test_an_exact_share_is_compared_and_a_twin_agrees_on_every_row(
     await until("10 compared", lambda: shadow_samples(stable.metrics).get(
         ("model_shadow_requests_total", "compared")) == 10)  # fmt: skip
     got = shadow_samples(stable.metrics)
+    # Both revisions label the comparison: the candidate judged, the stable that compared.
+    assert 'model_shadow_rows_total{model="m",revision="cand",stable_revision="stable"} 20.0' in (
+        stable.metrics.exposition().decode()
+    )
     assert got[("model_shadow_rows_total", "")] == 20
     assert got[("model_shadow_agreed_rows_total", "")] == 20
     assert got[("model_shadow_proba_abs_diff_total", "")] == 0.0

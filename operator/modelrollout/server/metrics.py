@@ -97,7 +97,7 @@ class ServerMetrics(Collector):
         self._row = self._all[worker]
         self.feedback = FeedbackCounts(self._row[_FEEDBACK:_PROFILE])
         self.profile: ProfileCounts | None = None
-        self.shadow = ShadowCounts(self._row[_SHADOW:])
+        self.shadow = ShadowCounts(self._row[_SHADOW:], revision)
         self._classes: list[str] = []
         self._dur_bounds = list(DURATION_BUCKETS)
         self._val_bounds = np.asarray(VALUE_BUCKETS)

@@ -1,4 +1,4 @@
-"""Counters for a bounded set of (version, revision) labels in a worker's shared metric row.
+"""Counters for a bounded set of label pairs in a worker's shared metric row.
 
 Some counts belong to another revision than the server's own: ground truth for a prediction
 another revision made (server.feedback_metrics), a candidate's answers to mirrored requests
@@ -7,7 +7,7 @@ another revision made (server.feedback_metrics), a candidate's answers to mirror
 series, which Prometheus's rate() takes in its stride).
 
 Row layout (float64): [use clock, slot 0, slot 1, ...]; a slot is [last use, counters..,
-version and revision as bytes]. A scrape adds up the slots of every worker by label.
+the two label values as bytes]. A scrape adds up the slots of every worker by label.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import numpy as np
 
 from modelrollout.server.feedback_token import MAX_LABEL_BYTES
 
-Label = tuple[str, str]  # (version, revision)
+# (version, revision) for feedback, (stable revision, candidate revision) for shadow traffic.
+Label = tuple[str, str]
 
-_NAME_FLOATS = 2 * (MAX_LABEL_BYTES + 1) // 8  # version and revision, each 1 + 63 bytes
+_NAME_FLOATS = 2 * (MAX_LABEL_BYTES + 1) // 8  # two label values, each 1 + 63 bytes
 
 
 def row_length(slots: int, counters: int) -> int:

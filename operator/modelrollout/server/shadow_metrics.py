@@ -1,5 +1,6 @@
 """Shadow-traffic counters of the stable's server, per candidate revision (the `revision` label
-is the candidate's: the revision being judged), in bounded slots (server.revision_slots).
+is the candidate's: the revision being judged; `stable_revision` the mirroring server's own), in
+bounded slots (server.revision_slots).
 
 Families: `model_shadow_requests_total{result}` (compared, dropped: the queue was full, failed:
 the candidate did not answer 200), `model_shadow_rows_total` (rows compared),
@@ -31,7 +32,8 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 RESULTS = ("compared", "dropped", "failed")
-LABELS = ("model", "revision")
+# `revision`: the candidate (the revision judged); `stable_revision`: the mirroring server's own.
+LABELS = ("model", "stable_revision", "revision")
 
 _RESULT = {name: i for i, name in enumerate(RESULTS)}
 _ROWS, _AGREED, _PROBA_ROWS, _PROBA_DIFF, _VALUE_ROWS, _ABS, _REL = range(3, 10)
@@ -44,20 +46,21 @@ SHADOW_LEN = row_length(SHADOW_SLOTS, _COUNTERS)
 class ShadowCounts:
     """One worker's shadow counters, in `row` (a view into its shared metric row)."""
 
-    def __init__(self, row: np.ndarray[Any, Any]) -> None:
+    def __init__(self, row: np.ndarray[Any, Any], stable_revision: str) -> None:
         self._slots = RevisionSlots(row, SHADOW_SLOTS, _COUNTERS)
         self._bounds = list(LATENCY_BUCKETS)
+        self._stable = stable_revision
 
     def count(self, revision: str, result: str) -> None:
-        self._slots.counters(("", revision))[_RESULT[result]] += 1
+        self._slots.counters((self._stable, revision))[_RESULT[result]] += 1
 
     def observe_latency(self, revision: str, seconds: float) -> None:
-        counters = self._slots.counters(("", revision))
+        counters = self._slots.counters((self._stable, revision))
         counters[_LAT + bisect_left(self._bounds, seconds)] += 1
         counters[_LAT_SUM] += seconds
 
     def observe(self, revision: str, agreement: Agreement) -> None:
-        counters = self._slots.counters(("", revision))
+        counters = self._slots.counters((self._stable, revision))
         counters[_ROWS] += agreement.rows
         counters[_AGREED] += agreement.agreed
         counters[_PROBA_ROWS] += agreement.proba_rows
@@ -93,8 +96,8 @@ def shadow_families(rows: Sequence[np.ndarray[Any, Any]], model: str) -> Iterato
         "The candidate's answer time to mirrored requests, as the stable saw it.",
         labels=LABELS,
     )
-    for (_, revision), c in sorted(summed.items()):
-        names = [model, revision]
+    for (stable, revision), c in sorted(summed.items()):
+        names = [model, stable, revision]
         for result in RESULTS:
             requests.add_metric([*names, result], float(c[_RESULT[result]]))
         for index, family in counters.items():
