@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from tests.e2e.harness import Env, md_manifest, wait_until
 
 RPS = 40.0
@@ -33,12 +31,7 @@ def start_candidate(env: Env, *faults: str) -> str:
 
 
 def served(env: Env, revision: str) -> float:
-    text = httpx.get(env.fleet.servers[revision].url + "/metrics").text
-    return sum(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("model_infer_request_success_total{")
-    )
+    return env.fleet.servers[revision].counter("model_infer_request_success_total")
 
 
 def test_a_candidate_that_agrees_is_promoted_through_its_steps(env: Env) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 import skops.io
-from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
@@ -129,22 +128,12 @@ async def test_a_twin_agrees_and_a_shifted_candidate_fails(
     assert disagree["agreement"].value is not None and disagree["agreement"].value < 0.95
 
 
-def counter(url: str, name: str, **labels: str) -> float:
-    """A counter summed over a server's series with these labels (its own /metrics)."""
-    total = 0.0
-    for family in text_string_to_metric_families(httpx.get(url + "/metrics").text):
-        for sample in family.samples:
-            if sample.name == name and labels.items() <= sample.labels.items():
-                total += sample.value
-    return total
-
-
 def test_candidates_only_saw_the_copies(prom: tuple[PrometheusProcess, Any]) -> None:
     _, servers = prom
     for stable, candidate in (("stable-agree", "twin"), ("stable-disagree", "shifted")):
-        served = counter(servers[candidate].url, "model_infer_request_success_total")
+        served = servers[candidate].counter("model_infer_request_success_total")
         sent = sum(
-            counter(servers[stable].url, "model_shadow_requests_total", result=result)
+            servers[stable].counter("model_shadow_requests_total", result=result)
             for result in ("compared", "failed")
         )
         # Read after the candidate: each request it answered is a copy the stable sent, but

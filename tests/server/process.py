@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 SERVER_BIN = Path(sys.executable).with_name("modelrollout-server")
 
@@ -81,6 +82,15 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def counter(self, name: str, **labels: str) -> float:
+        """A sample of the server's own /metrics, summed over its series with these labels."""
+        total = 0.0
+        for family in text_string_to_metric_families(httpx.get(self.url + "/metrics").text):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    total += sample.value
+        return total
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None

@@ -133,3 +133,27 @@ def test_no_conversion_without_the_fast_path_or_when_the_final_step_wants_a_data
     frames_out.fit(FRAME, CHURN)
     names = list(FRAME.columns)
     assert compile_preprocessing(frames_out, 3, names, {"city": "BYTES"}) is None
+
+
+@pytest.mark.parametrize(
+    "skew",
+    [
+        lambda z: z + 1e-6,  # numbers off by a little more than the tolerance
+        lambda z: z[:, ::-1],  # columns in another order
+        lambda z: None,  # ONNX Runtime refuses what scikit-learn takes
+    ],
+)
+def test_a_conversion_that_answers_otherwise_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, skew: Any
+) -> None:
+    import modelrollout.server.preprocessing as preprocessing
+
+    convert = preprocessing._convert
+
+    def skewed(*args: Any) -> Any:
+        transform = convert(*args)
+        return lambda x: (lambda z: None if z is None else skew(z))(transform(x))
+
+    monkeypatch.setattr(preprocessing, "_convert", skewed)
+    pipeline = Pipeline([("prep", columns()), ("model", LogisticRegression())]).fit(FRAME, CHURN)
+    assert predictor(pipeline).fast_path is None

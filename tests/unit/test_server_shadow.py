@@ -99,7 +99,13 @@ async def test_an_exact_share_is_compared_and_a_twin_agrees_on_every_row(
     assert got[("model_shadow_latency_seconds_count", "")] == 10
     # The stable's own request counter counts only the callers' requests.
     text = stable.metrics.exposition().decode()
-    assert "model_infer_request_success_total{" in text and '"} 40.0' in text
+    success = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "model_infer_request_success_total"
+    ]
+    assert success == [40.0]
 
 
 async def test_a_candidate_that_disagrees_is_measured_per_row(

@@ -35,15 +35,11 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from modelrollout.profile.schema import Profile
-from modelrollout.server.buckets import cumulative
+from modelrollout.server.buckets import DURATION_BUCKETS, cumulative
 from modelrollout.server.feedback_metrics import FEEDBACK_LEN, FeedbackCounts, feedback_families
 from modelrollout.server.profile_metrics import PROFILE_LEN, ProfileCounts, profile_families
 from modelrollout.server.shadow_metrics import SHADOW_LEN, ShadowCounts, shadow_families
 
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
-    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
 VALUE_BUCKETS: tuple[float, ...] = (
     0.0,
     *(round(0.05 * i, 2) for i in range(1, 21)),

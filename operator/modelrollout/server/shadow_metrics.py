@@ -8,7 +8,7 @@ the candidate did not answer 200), `model_shadow_rows_total` (rows compared),
 and `model_shadow_proba_abs_diff_total` (sum over rows of the mean |p_stable - p_candidate|),
 `model_shadow_value_rows_total`, `model_shadow_abs_diff_total` and `model_shadow_rel_diff_total`
 (regressors), and `model_shadow_latency_seconds` (the candidate's answer time, as seen by the
-stable, on the request-duration buckets).
+stable, on the request-duration buckets of server.buckets).
 """
 
 from __future__ import annotations
@@ -20,17 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
-from modelrollout.server.buckets import cumulative
+from modelrollout.server.buckets import DURATION_BUCKETS, cumulative
 from modelrollout.server.revision_slots import RevisionSlots, row_length, totals
 
 if TYPE_CHECKING:
     from modelrollout.server.shadow import Agreement
 
 SHADOW_SLOTS = 2  # the candidate being shadowed, and the one before it
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
-    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
 RESULTS = ("compared", "dropped", "failed")
 # `revision`: the candidate (the revision judged); `stable_revision`: the mirroring server's own.
 LABELS = ("model", "stable_revision", "revision")
@@ -38,7 +34,7 @@ LABELS = ("model", "stable_revision", "revision")
 _RESULT = {name: i for i, name in enumerate(RESULTS)}
 _ROWS, _AGREED, _PROBA_ROWS, _PROBA_DIFF, _VALUE_ROWS, _ABS, _REL = range(3, 10)
 _LAT = 10
-_LAT_SUM = _LAT + len(LATENCY_BUCKETS) + 1
+_LAT_SUM = _LAT + len(DURATION_BUCKETS) + 1
 _COUNTERS = _LAT_SUM + 1
 SHADOW_LEN = row_length(SHADOW_SLOTS, _COUNTERS)
 
@@ -48,7 +44,7 @@ class ShadowCounts:
 
     def __init__(self, row: np.ndarray[Any, Any], stable_revision: str) -> None:
         self._slots = RevisionSlots(row, SHADOW_SLOTS, _COUNTERS)
-        self._bounds = list(LATENCY_BUCKETS)
+        self._bounds = list(DURATION_BUCKETS)
         self._stable = stable_revision
 
     def count(self, revision: str, result: str) -> None:
@@ -102,7 +98,9 @@ def shadow_families(rows: Sequence[np.ndarray[Any, Any]], model: str) -> Iterato
             requests.add_metric([*names, result], float(c[_RESULT[result]]))
         for index, family in counters.items():
             family.add_metric(names, float(c[index]))
-        latency.add_metric(names, cumulative(LATENCY_BUCKETS, c[_LAT:_LAT_SUM]), float(c[_LAT_SUM]))
+        latency.add_metric(
+            names, cumulative(DURATION_BUCKETS, c[_LAT:_LAT_SUM]), float(c[_LAT_SUM])
+        )
     yield requests
     yield from counters.values()
     yield latency
