@@ -16,10 +16,13 @@ CRD_DIR = REPO / "manifests" / "crds"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests using the control plane carry the `cluster` marker (select with -m cluster)."""
+    """Tests using the control plane carry the `cluster` marker (select with -m cluster), those
+    on a real node the `node` marker (-m node)."""
     for item in items:
         if "control_plane" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cluster)
+        if item.path.parent.name in ("node", "node_teardown"):
+            item.add_marker(pytest.mark.node)
 
 
 @pytest.fixture(scope="session")

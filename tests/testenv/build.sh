@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the test control plane (etcd, Kubernetes, kwok, helm) from Go modules into a cache
-# outside the repo. Only missing binaries are built, so a complete cache makes this a no-op.
+# Build the test control plane (etcd, Kubernetes, kwok, helm) and the components of a real
+# node (kubelet, kube-proxy, CoreDNS, pause) from Go modules into a cache outside the repo.
+# Only missing binaries are built, so a complete cache makes this a no-op.
 #   bash tests/testenv/build.sh            build what is missing
 #   bash tests/testenv/build.sh --bin-dir  print the binary directory and exit
 # Cache: ${MODELROLLOUT_TESTENV_DIR:-~/.cache/modelrollout/testenv/<k8s-version>}/bin
@@ -37,6 +38,17 @@ EOF
     exit 1
 }
 
+# The pause binary is C: a static build needs gcc and the static libc (libc6-dev on Debian).
+need_cc() {
+    command -v gcc >/dev/null 2>&1 && return
+    cat >&2 <<EOF
+testenv: gcc is missing (no 'gcc' on PATH), and $bin_dir/pause is not built yet.
+It is built statically from the Kubernetes module source; install a C compiler and a static
+libc (Debian: apt-get install gcc libc6-dev), then run 'make testenv' again.
+EOF
+    exit 1
+}
+
 # Build like upstream: static binaries, no VCS stamping, paths trimmed for reproducibility.
 export CGO_ENABLED=0
 export GOFLAGS="-trimpath -buildvcs=false"
@@ -58,9 +70,12 @@ started=$SECONDS
 built=0
 
 # Cold build seconds of each binary, measured on a busy 2-core machine (README): an upper
-# bound for "how long is left", so a cold build is never a silent wait.
+# bound for "how long is left", so a cold build is never a silent wait. Each was built in the
+# order below, so it counts only the packages the ones before it left unbuilt (kubelet
+# shares all but about 100 of its 1,800 packages with the control plane).
 declare -A cold_seconds=([kube-apiserver]=1270 [kube-controller-manager]=335 [kube-scheduler]=16
-    [kubectl]=113 [etcd]=151 [kwok]=287 [helm]=204)
+    [kubectl]=113 [etcd]=151 [kwok]=287 [helm]=204
+    [kubelet]=70 [kube-proxy]=25 [coredns]=342 [pause]=1)
 remaining=0
 for name in "${!cold_seconds[@]}"; do
     [[ -x "$bin_dir/$name" ]] || remaining=$((remaining + cold_seconds[$name]))
@@ -98,6 +113,35 @@ build kwok kwok sigs.k8s.io/kwok/cmd/kwok "" "-s -w"
 helm_version="$(required_version "$here/helm/go.mod" helm.sh/helm/v3)"
 build helm helm helm.sh/helm/v3/cmd/helm "" \
     "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+
+# The components of a real node. Upstream links kubelet with cgo; here it is static like the
+# rest: in its dependency graph only the standard library (net, os/user) has cgo files, and
+# their pure-Go forms serve.
+build kubelet kubernetes k8s.io/kubernetes/cmd/kubelet selinux,notest "$k8s_ldflags"
+build kube-proxy kubernetes k8s.io/kubernetes/cmd/kube-proxy selinux,notest "$k8s_ldflags"
+# CoreDNS with its default plugin set, tags as its Makefile sets them; its release build
+# stamps the tag (git describe) as the commit, which -version prints.
+coredns_version="$(required_version "$here/coredns/go.mod" github.com/coredns/coredns)"
+build coredns coredns github.com/coredns/coredns grpcnotrace \
+    "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$coredns_version"
+
+# pause (the pod sandbox's process): C, compiled statically from the Kubernetes module source
+# like upstream's image; tests/testenv/pause_image.py wraps it into an image for containerd.
+if [[ -x "$bin_dir/pause" ]]; then
+    echo "testenv: pause present"
+else
+    need_go
+    need_cc
+    t0=$SECONDS
+    k8s_src="$(cd "$here/kubernetes" && go mod download k8s.io/kubernetes && go list -m -f '{{.Dir}}' k8s.io/kubernetes)"
+    echo "testenv: building pause from k8s.io/kubernetes/build/pause/linux/pause.c ..."
+    gcc -static -O2 -s -Wall -Werror -DVERSION="$k8s_version" -o "$bin_dir/.pause.$$.tmp" \
+        "$k8s_src/build/pause/linux/pause.c"
+    mv "$bin_dir/.pause.$$.tmp" "$bin_dir/pause"
+    built=$((built + 1))
+    remaining=$((remaining - cold_seconds[pause]))
+    echo "testenv: built pause in $((SECONDS - t0))s (total $((SECONDS - started))s)"
+fi
 
 # kwok ships no stages in its binary (kwokctl injects them); take the default node and pod
 # stages from the kwok module source so pods turn Running/Ready on the fake nodes.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -48,6 +49,10 @@ BINARIES = (
     "kubectl",
     "kwok",
     "helm",
+    "kubelet",
+    "kube-proxy",
+    "coredns",
+    "pause",
 )
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
@@ -127,6 +132,8 @@ class ControlPlane:
         self.log_dir = self.workdir / "logs"
         self.ca_cert = self.workdir / "pki" / "ca.crt"
         self.server = ""
+        self.port = 0
+        self.pki: Pki | None = None
         self._etcd_url = ""
         self._children = Children(self.log_dir)
         self._ssl: ssl.SSLContext | None = None
@@ -203,7 +210,7 @@ class ControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)
         for stale in ("etcd-data", "pki", "logs"):
             shutil.rmtree(self.workdir / stale, ignore_errors=True)
-        pki = Pki(self.workdir / "pki")
+        pki = self.pki = Pki(self.workdir / "pki")
         etcd_server = pki.issue(
             "etcd-server", "etcd", dns_names=["localhost"], ip_addresses=["127.0.0.1"]
         )
@@ -220,7 +227,7 @@ class ControlPlane:
         self._ssl.load_cert_chain(str(admin.cert), str(admin.key))
 
         etcd_url = self._etcd_url = self._start_etcd(pki, etcd_server)
-        port = free_port()
+        port = self.port = free_port()
         self.server = f"https://127.0.0.1:{port}"
         self._start_apiserver(port, etcd_url, pki, etcd_client, serving, sa)
         write_kubeconfig(
@@ -380,6 +387,8 @@ class ControlPlane:
         )
 
     def _create_nodes(self) -> None:
+        if self.nodes == 0:
+            return
         nodes = [
             {
                 "apiVersion": "v1",
@@ -504,12 +513,20 @@ def _read_pid(workdir: Path) -> int | None:
     return pid if _pid_alive(pid) else None
 
 
-def _serve(workdir: Path) -> int:
+def _serve(workdir: Path, real_node: bool) -> int:
     """Run in the background: start, mark ready, then hold until SIGTERM."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     (workdir / PID_FILE).write_text(f"{os.getpid()}\n")
     try:
-        with ControlPlane(workdir) as cp:
+        with contextlib.ExitStack() as stack:
+            cp = stack.enter_context(ControlPlane(workdir, nodes=0 if real_node else 3))
+            if real_node:
+                # Imported here: the node module builds on this one.
+                from tests.testenv.images import ensure_images
+                from tests.testenv.node import RealNode
+
+                archives = ensure_images().archives
+                stack.enter_context(RealNode(cp, workdir / "node", images=archives))
             (workdir / READY_FILE).write_text(cp.server + "\n")
             while True:
                 time.sleep(3600)
@@ -518,7 +535,7 @@ def _serve(workdir: Path) -> int:
             (workdir / name).unlink(missing_ok=True)
 
 
-def _up(workdir: Path, timeout: float) -> int:
+def _up(workdir: Path, timeout: float, real_node: bool) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     if _read_pid(workdir) is not None and (workdir / READY_FILE).exists():
         print(f"control plane already running; KUBECONFIG={workdir / 'kubeconfig'}")
@@ -531,7 +548,15 @@ def _up(workdir: Path, timeout: float) -> int:
     log = workdir / "supervisor.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", MODULE, "serve", "--workdir", str(workdir)],
+            [
+                sys.executable,
+                "-m",
+                MODULE,
+                "serve",
+                "--workdir",
+                str(workdir),
+                *(["--real-node"] if real_node else []),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -574,14 +599,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.testenv.controlplane")
     parser.add_argument("command", choices=["up", "down", "serve"])
     parser.add_argument("--workdir", type=Path, default=Path(".testenv"))
-    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help="one real node (containerd, kubelet, kube-proxy, CoreDNS; images from `make "
+        "images`) instead of three kwok nodes",
+    )
     args = parser.parse_args(argv)
     workdir: Path = args.workdir.resolve()
     if args.command == "up":
-        return _up(workdir, args.timeout)
+        return _up(workdir, args.timeout, args.real_node)
     if args.command == "down":
         return _down(workdir)
-    return _serve(workdir)
+    return _serve(workdir, args.real_node)
 
 
 __all__ = [

@@ -11,13 +11,24 @@ from tests.testenv.pki import KeyPair
 CONTEXT = "modelrollout-testenv"
 
 
-def write_kubeconfig(path: Path, *, server: str, ca: Path, user: str, client: KeyPair) -> Path:
+def write_kubeconfig(
+    path: Path,
+    *,
+    server: str,
+    ca: Path,
+    user: str,
+    client: KeyPair,
+    tls_server_name: str | None = None,
+) -> Path:
+    """tls_server_name: the name to check the server's certificate against when `server` is an
+    address the certificate does not name (a relay)."""
+    cluster: dict[str, str] = {"server": server, "certificate-authority": str(ca)}
+    if tls_server_name is not None:
+        cluster["tls-server-name"] = tls_server_name
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": CONTEXT, "cluster": {"server": server, "certificate-authority": str(ca)}}
-        ],
+        "clusters": [{"name": CONTEXT, "cluster": cluster}],
         "users": [
             {
                 "name": user,
