@@ -1,14 +1,23 @@
 # syntax=docker/dockerfile:1
-# Images of modelrollout, one per target:
-#   docker build --target server   -t modelrollout-server:0.1.0 .
-#   docker build --target operator -t modelrollout-operator:0.1.0 .
+# Images of modelrollout, one per target (VERSION: pyproject.toml's `version`), named as the
+# release workflow (.github/workflows/release.yaml) publishes them for linux/amd64 and arm64:
+#   docker build --target server   -t ghcr.io/modelrollout/modelrollout-server:VERSION .
+#   docker build --target operator -t ghcr.io/modelrollout/modelrollout-operator:VERSION .
 # The install step is scripts/docker-install.sh, which CI also runs (.ci/run), so the
 # images and CI install the package the same way. Everything is installed from wheels in
 # the `base` stage; the final stages copy only the virtualenv onto a clean slim image
 # (no compilers, no pip cache, no sources) and run as a non-root user.
 ARG PYTHON_IMAGE=python:3.11-slim
 
-FROM ${PYTHON_IMAGE} AS base
+# LightGBM's wheels link the system's OpenMP runtime (libgomp.so.1) instead of bundling it
+# (lightgbm-org/LightGBM#7141) and the slim images lack it: the install's smoke test (`base`)
+# and the images (`runtime`) import lightgbm, so both start from this stage.
+FROM ${PYTHON_IMAGE} AS system
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
+FROM system AS base
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -20,7 +29,7 @@ RUN bash scripts/docker-install.sh /opt/modelrollout /src \
     && find /opt/modelrollout -name '__pycache__' -prune -exec rm -rf {} + \
     && /opt/modelrollout/bin/python -m compileall -q /opt/modelrollout/lib
 
-FROM ${PYTHON_IMAGE} AS runtime
+FROM system AS runtime
 # uid/gid 65532: what the operator's pod templates run the model server as.
 RUN groupadd --system --gid 65532 modelrollout \
     && useradd --system --uid 65532 --gid 65532 --no-create-home \

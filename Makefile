@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: setup test unit integration e2e lint crds manifests testenv cluster-up cluster-down \
-        demo tools faults bench-server bench-operator bench-analysis fuzz-server clean
+        demo tools faults bench-server bench-operator bench-analysis fuzz-server images clean
 
 ## setup: virtualenv with the package and its dev tools (idempotent)
 setup: $(STAMP)
@@ -21,12 +21,16 @@ $(STAMP): pyproject.toml
 testenv:
 	@bash tests/testenv/build.sh
 
-## tools: install Prometheus, socat and nftables from Debian's packages when missing
+## images: build the operator and server images with buildah into docker-archives in the cache (no-op when current)
+images:
+	@bash scripts/build-images.sh
+
+## tools: install Prometheus, socat, nftables and the real node's containerd, runc, CNI plugins, iptables and conntrack from Debian's packages when missing
 tools:
 	@bash scripts/ensure-debian-tools.sh
 
 ## test: everything CI runs: lint, unit, integration (real control plane) and e2e tests
-test: setup testenv tools lint
+test: setup testenv tools images lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## unit: the pure and in-process tests only (no control plane; about a minute)
@@ -41,12 +45,13 @@ integration: setup testenv tools
 e2e: setup testenv tools
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-## lint: ruff, mypy --strict on operator/, the import contracts (pure core, layers, independent routers)
-lint: setup
+## lint: ruff, mypy --strict on operator/, the import contracts (pure core, layers, independent routers), actionlint on .github/workflows (built by testenv)
+lint: setup testenv
 	$(VENV)/bin/ruff check operator tests benchmarks demo
 	$(VENV)/bin/ruff format --check operator tests benchmarks demo
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	"$$(bash tests/testenv/build.sh --bin-dir)/actionlint" .github/workflows/*.y*ml
 
 ## crds: generate the CRD from the pydantic models (manifests/ and the chart)
 crds: setup
@@ -57,8 +62,9 @@ manifests: setup testenv
 	$(PY) scripts/render_install.py
 	$(PY) scripts/render_argocd_cm.py
 
-cluster-up: setup testenv
-	$(PY) -m tests.testenv.controlplane up
+## cluster-up: the control plane and one real node running the images (`make cluster-down` stops it)
+cluster-up: setup testenv tools images
+	$(PY) -m tests.testenv.controlplane up --real-node
 
 cluster-down: setup
 	$(PY) -m tests.testenv.controlplane down

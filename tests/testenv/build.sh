@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the test control plane (etcd, Kubernetes, kwok, helm) and the components of a real
-# node (kubelet, kube-proxy, CoreDNS, pause) from Go modules into a cache outside the repo.
+# Build the test control plane (etcd, Kubernetes, kwok, helm), the components of a real node
+# (kubelet, kube-proxy, CoreDNS, pause) and actionlint (`make lint`) from Go modules into a
+# cache outside the repo.
 # Only missing binaries are built, so a complete cache makes this a no-op.
 #   bash tests/testenv/build.sh            build what is missing
 #   bash tests/testenv/build.sh --bin-dir  print the binary directory and exit
@@ -75,7 +76,7 @@ built=0
 # shares all but about 100 of its 1,800 packages with the control plane).
 declare -A cold_seconds=([kube-apiserver]=1270 [kube-controller-manager]=335 [kube-scheduler]=16
     [kubectl]=113 [etcd]=151 [kwok]=287 [helm]=204
-    [kubelet]=70 [kube-proxy]=25 [coredns]=342 [pause]=1)
+    [kubelet]=70 [kube-proxy]=25 [coredns]=342 [pause]=1 [actionlint]=9)
 remaining=0
 for name in "${!cold_seconds[@]}"; do
     [[ -x "$bin_dir/$name" ]] || remaining=$((remaining + cold_seconds[$name]))
@@ -113,6 +114,11 @@ build kwok kwok sigs.k8s.io/kwok/cmd/kwok "" "-s -w"
 helm_version="$(required_version "$here/helm/go.mod" helm.sh/helm/v3)"
 build helm helm helm.sh/helm/v3/cmd/helm "" \
     "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+
+# actionlint checks .github/workflows (`make lint`); stamped with its release, which -version prints.
+actionlint_version="$(required_version "$here/actionlint/go.mod" github.com/rhysd/actionlint)"
+build actionlint actionlint github.com/rhysd/actionlint/cmd/actionlint "" \
+    "-s -w -X github.com/rhysd/actionlint.version=$actionlint_version"
 
 # The components of a real node. Upstream links kubelet with cgo; here it is static like the
 # rest: in its dependency graph only the standard library (net, os/user) has cgo files, and

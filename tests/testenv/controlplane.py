@@ -53,6 +53,7 @@ BINARIES = (
     "kube-proxy",
     "coredns",
     "pause",
+    "actionlint",
 )
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
@@ -302,6 +303,8 @@ class ControlPlane:
                 f"--service-account-signing-key-file={sa.key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
+                # A real node's name does not resolve here; its InternalIP does (kubectl logs).
+                "--kubelet-preferred-address-types=InternalIP",
                 "--profiling=false",
                 "--v=1",
             ],

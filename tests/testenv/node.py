@@ -501,3 +501,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             return False
         conditions = json.loads(out.stdout).get("status", {}).get("conditions", [])
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def proxied_endpoints(self, namespace: str, service: str, port: str) -> int:
+        """How many endpoints kube-proxy has programmed for a Service's port (its iptables
+        rules): what a client of the ClusterIP is balanced over right now."""
+        rules = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{self.netns}", "iptables-save", "-t", "nat"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        marker = f'"{namespace}/{service}:{port} -> '
+        return sum(1 for r in rules.splitlines() if r.startswith("-A KUBE-SVC-") and marker in r)

@@ -4,10 +4,10 @@ status and one Warning event say why, nothing moves, and it resumes by itself (n
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
-import urllib3
 from kubernetes import client
 
 from modelrollout.analysis.hook import SecretNotFound, _secret_reader
@@ -181,14 +181,13 @@ def test_api_errors_map_to_their_reasons() -> None:
     }
 
 
-class _Unreachable(client.ApiClient):  # type: ignore[misc]
-    def call_api(self, *args: Any, **kwargs: Any) -> Any:
-        raise urllib3.exceptions.NewConnectionError(None, "Connection refused")
-
-
 def test_the_client_turns_an_unreachable_api_server_into_a_shell_error() -> None:
-    with pytest.raises(KubeUnreachable, match="Connection refused"):
-        Kube(_Unreachable()).get(DEPLOYMENTS, NS, "x")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # a port nobody listens on
+        configuration = client.Configuration()
+        configuration.host = f"https://127.0.0.1:{closed.getsockname()[1]}"
+        with pytest.raises(KubeUnreachable, match="Connection refused"):
+            Kube(client.ApiClient(configuration)).get(DEPLOYMENTS, NS, "x")
 
 
 # -- credentials for Prometheus -----------------------------------------------------------------

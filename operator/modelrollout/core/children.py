@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelrollout import __version__
 from modelrollout.api.names import API_VERSION, KIND, MANAGED_BY, NAME_LABEL, REVISION_LABEL
 from modelrollout.core.plan import TrafficPlan
 from modelrollout.core.routing import is_blue_green, uses_replica_weights
@@ -26,7 +27,10 @@ SHADOW_DIR = "/etc/modelrollout/shadow"
 SHADOW_FILE = "shadow.json"
 # The Open Inference Protocol's gRPC form, on the port KServe and MLServer use.
 GRPC_PORT = 8081
-DEFAULT_SERVER_IMAGE = "modelrollout-server:0.1.0"
+# Where the release workflow (.github/workflows/release.yaml) publishes the model server's image;
+# the default tag is this package's version (pyproject.toml), as the chart's appVersion is.
+SERVER_IMAGE_REPOSITORY = "ghcr.io/modelrollout/modelrollout-server"
+DEFAULT_SERVER_IMAGE = f"{SERVER_IMAGE_REPOSITORY}:{__version__}"
 PVC_ROOT = "/mnt/models"
 # Non-root user the model server runs as (the image's files must be readable by it).
 SERVER_UID = 65532

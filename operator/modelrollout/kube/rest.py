@@ -1,14 +1,19 @@
-"""Generic JSON requests against the API server through the kubernetes client's REST layer.
+"""Generic JSON requests against the API server through the kubernetes client's connection pool.
 
 Paths are built from ResourceKind (no discovery round-trips), so the same few verbs serve built-in
 kinds and CRDs (HTTPRoute, VirtualService, ModelDeployment) alike. All methods are synchronous:
 call them from async code through asyncio.to_thread.
+
+Requests go straight to the client's urllib3 pool (its TLS, client certificate and proxy
+settings) with the configuration's token: the generated ApiClient's request methods changed
+shape between kubernetes 36 and 37, and the images install 36 (the s3 extra caps it).
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client
@@ -19,7 +24,7 @@ from modelrollout.metrics import KUBE_REQUESTS
 
 FIELD_MANAGER = "modelrollout"
 JSON = dict[str, Any]
-_TIMEOUT = (5.0, 30.0)  # connect, read
+_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 
 
 def _error(status: int, body: bytes) -> KubeError:
@@ -45,21 +50,32 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
     ) -> JSON:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        prepared = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list((query or {}).items()),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
+        config = self.api.configuration
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": content_type,
+            "User-Agent": self.api.user_agent,
+        }
+        # Runs the refresh hook: in-cluster, a rotated ServiceAccount token is re-read.
+        bearer = config.auth_settings().get("BearerToken")
+        if bearer and bearer.get("value"):
+            headers["Authorization"] = bearer["value"]
+        url = f"{config.host}{path}"
+        if query:
+            url = f"{url}?{urlencode(query)}"
         KUBE_REQUESTS.labels(method).inc()
         try:
-            response = self.api.call_api(*prepared, _request_timeout=_TIMEOUT)
+            response = self.api.rest_client.pool_manager.request(
+                method,
+                url,
+                body=None if body is None else json.dumps(body),
+                headers=headers,
+                timeout=_TIMEOUT,
+                preload_content=True,
+            )
         except urllib3.exceptions.HTTPError as error:
             raise KubeUnreachable(f"{method} {path}: {error}") from error
-        data: bytes = response.read()  # type: ignore[no-untyped-call]
+        data: bytes = response.data
         if not 200 <= response.status < 300:
             raise _error(response.status, data)
         if not data:
