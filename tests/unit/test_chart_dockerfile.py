@@ -78,13 +78,22 @@ def test_each_target_holds_the_virtualenv_made_by_the_install_script_ci_runs(tar
     assert f"{source}/bin" in DOCKERFILE.env(target)["PATH"].split(":")
 
 
-def test_ci_runs_the_same_install_script() -> None:
+def test_ci_builds_the_images_so_their_install_script_runs() -> None:
+    """.ci/run runs `make test`, whose `images` prerequisite builds both Dockerfile targets."""
     commands = [
         shlex.split(line)
         for line in (REPO / ".ci" / "run").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    assert any(words[:2] == ["bash", INSTALL_SCRIPT] for words in commands)
+    assert ["make", "test"] in commands
+    makefile = (REPO / "Makefile").read_text().splitlines()
+    [test_rule] = [line for line in makefile if line.startswith("test:")]
+    assert "images" in test_rule.split(":", 1)[1].split()
+    images_recipe = makefile[makefile.index("images:") + 1]
+    assert "scripts/build-images.sh" in images_recipe
+    script = (REPO / "scripts" / "build-images.sh").read_text()
+    assert f"targets=({' '.join(TARGETS)})" in script
+    assert "buildah bud" in script and "--target" in script
 
 
 def test_the_operator_target_starts_the_operator_with_flags_it_accepts() -> None:
