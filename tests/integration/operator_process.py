@@ -146,6 +146,22 @@ def get_md(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     return result
 
 
+def phase_is(
+    cp: ControlPlane, namespace: str, name: str, phase: str, **fields: Any
+) -> Callable[[], dict[str, Any] | None]:
+    """A probe: the ModelDeployment once its status, for its current generation, is in `phase`
+    with these status `fields`; None until then."""
+
+    def probe() -> dict[str, Any] | None:
+        obj = get_md(cp, namespace, name)
+        st = obj.get("status") or {}
+        ok = st.get("phase") == phase and all(st.get(k) == v for k, v in fields.items())
+        ok = ok and st.get("observedGeneration") == obj["metadata"]["generation"]
+        return obj if ok else None
+
+    return probe
+
+
 def model(version: str) -> dict[str, Any]:
     return {
         "name": "fraud",

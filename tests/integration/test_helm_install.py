@@ -28,7 +28,7 @@ from tests.integration.helm_chart import (
     service_account_kubeconfig,
     wait_for,
 )
-from tests.integration.operator_process import get_md
+from tests.integration.operator_process import phase_is as md_phase_is
 from tests.testenv.controlplane import ControlPlane, free_port
 
 VENV_BIN = Path(sys.executable).parent
@@ -158,14 +158,7 @@ def test_operator_as_the_chart_service_account_completes_a_canary(
     cp.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manifest(name, "1")))
 
     def phase_is(phase: str, **fields: Any) -> Callable[[], dict[str, Any] | None]:
-        def probe() -> dict[str, Any] | None:
-            obj = get_md(cp, ns, name)
-            st = obj.get("status") or {}
-            ok = st.get("phase") == phase and all(st.get(k) == v for k, v in fields.items())
-            ok = ok and st.get("observedGeneration") == obj["metadata"]["generation"]
-            return obj if ok else None
-
-        return probe
+        return md_phase_is(cp, ns, name, phase, **fields)
 
     first = wait_for("v1 Healthy", phase_is("Healthy"))
     stable = first["status"]["stableRevision"]

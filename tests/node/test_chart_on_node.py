@@ -13,7 +13,7 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.harness import FEATURES, X, train_model
 from tests.integration.helm_chart import Release, installed_release
-from tests.integration.operator_process import get_md
+from tests.integration.operator_process import phase_is
 from tests.testenv.controlplane import ControlPlane
 from tests.testenv.images import ImageArchives
 from tests.testenv.node import RealNode
@@ -126,17 +126,6 @@ def manifest(version: str, uri: str, sha256: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def phase_is(cp: ControlPlane, ns: str, phase: str, **fields: Any) -> Callable[[], Any]:
-    def probe() -> dict[str, Any] | None:
-        obj = get_md(cp, ns, NAME)
-        st = obj.get("status") or {}
-        ok = st.get("phase") == phase and all(st.get(k) == v for k, v in fields.items())
-        ok = ok and st.get("observedGeneration") == obj["metadata"]["generation"]
-        return obj if ok else None
-
-    return probe
-
-
 def cluster_ip(cp: ControlPlane, ns: str, service: str) -> str:
     got = json.loads(cp.kubectl("get", "service", service, "-n", ns, "-o", "json").stdout)
     address: str = got["spec"]["clusterIP"]
@@ -198,7 +187,7 @@ def test_the_chart_operator_pod_carries_a_canary_on_real_pods(
     digest = {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
     first = manifest("1", f"{base}/v1.skops", digest["v1.skops"])
     cp.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(first))
-    healthy = eventually(phase_is(cp, ns, "Healthy"), "v1 Healthy", timeout=300)
+    healthy = eventually(phase_is(cp, ns, NAME, "Healthy"), "v1 Healthy", timeout=300)
     stable = healthy["status"]["stableRevision"]
     pods = server_pods(cp, ns)
     assert len(pods) == 2
@@ -210,7 +199,7 @@ def test_the_chart_operator_pod_carries_a_canary_on_real_pods(
 
     second = manifest("2", f"{base}/v2.skops", digest["v2.skops"])
     cp.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(second))
-    paused = eventually(phase_is(cp, ns, "Paused", currentStepIndex=1), "v2 at 50 %", 300)
+    paused = eventually(phase_is(cp, ns, NAME, "Paused", currentStepIndex=1), "v2 at 50 %", 300)
     weight = paused["status"]["canaryWeight"] / 100
     assert 0 < weight < 1
     wait_proxied(real_node, ns, paused["status"])
@@ -220,7 +209,7 @@ def test_the_chart_operator_pod_carries_a_canary_on_real_pods(
     assert abs(share - weight) <= TOLERANCE, (seen, weight)
 
     promote(cp, ns)
-    done = eventually(phase_is(cp, ns, "Healthy"), "v2 Healthy", timeout=300)
+    done = eventually(phase_is(cp, ns, NAME, "Healthy"), "v2 Healthy", timeout=300)
     assert done["status"]["stableRevision"] not in (stable, None)
     wait_proxied(real_node, ns, done["status"])
     assert versions_served(cluster_ip(cp, ns, NAME), 20) == Counter({"2": 20})
