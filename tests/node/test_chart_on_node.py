@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ import pytest
 
 from tests.e2e.harness import FEATURES, X, train_model
 from tests.integration.helm_chart import Release, installed_release
-from tests.integration.operator_process import phase_is
+from tests.integration.operator_process import get_md, phase_is
 from tests.testenv.controlplane import ControlPlane
 from tests.testenv.images import ImageArchives
 from tests.testenv.node import RealNode
@@ -132,18 +133,20 @@ def cluster_ip(cp: ControlPlane, ns: str, service: str) -> str:
     return address
 
 
+INFER_BODY = json.dumps(
+    {"inputs": [{"name": "x", "shape": [1, FEATURES], "datatype": "FP64",
+                 "data": [float(v) for v in X[0][:FEATURES]]}]}
+).encode()  # fmt: skip
+
+
 def versions_served(address: str, requests: int) -> Counter[str]:
     """Which model version answered each of `requests` inference requests sent to the Service's
     ClusterIP, one new connection per request (kube-proxy balances connections)."""
-    row = [float(v) for v in X[0][:FEATURES]]
-    body = json.dumps(
-        {"inputs": [{"name": "x", "shape": [1, FEATURES], "datatype": "FP64", "data": row}]}
-    ).encode()
     seen: Counter[str] = Counter()
     for _ in range(requests):
         request = urllib.request.Request(
             f"http://{address}:8080/v2/models/{NAME}/infer",
-            data=body,
+            data=INFER_BODY,
             headers={"Content-Type": "application/json", "Connection": "close"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -213,3 +216,37 @@ def test_the_chart_operator_pod_carries_a_canary_on_real_pods(
     assert done["status"]["stableRevision"] not in (stable, None)
     wait_proxied(real_node, ns, done["status"])
     assert versions_served(cluster_ip(cp, ns, NAME), 20) == Counter({"2": 20})
+
+    # A candidate whose artifact fails its sha256 never becomes Ready nor takes a request.
+    wrong = manifest("3", f"{base}/v1.skops", digest["v1.skops"][::-1])
+    cp.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(wrong))
+    refusal = eventually(lambda: candidate_refusal(cp, ns, done["status"]["stableRevision"]),
+                         "the candidate pod refusing to serve", timeout=180)  # fmt: skip
+    assert refusal[0] == 503 and "sha256" in refusal[1], refusal
+    waiting = get_md(cp, ns, NAME)["status"]
+    assert waiting["phase"] == "Progressing" and not waiting.get("canaryReadyReplicas"), waiting
+    assert waiting["stableRevision"] == done["status"]["stableRevision"]
+    assert versions_served(cluster_ip(cp, ns, NAME), 50) == Counter({"2": 50})
+    print(f"measured split at 50 %: {dict(seen)} (status.canaryWeight {weight:.2f})")
+
+
+def candidate_refusal(cp: ControlPlane, ns: str, stable: str) -> tuple[int, str] | None:
+    """(status, body) of an inference request sent straight to a pod of a revision other than
+    `stable`, once one runs; None before."""
+    for pod in server_pods(cp, ns):
+        labels = pod["metadata"].get("labels", {})
+        address = pod["status"].get("podIP")
+        if labels.get("modelrollout.io/revision") == stable or not address:
+            continue
+        request = urllib.request.Request(
+            f"http://{address}:8080/v2/models/{NAME}/infer", data=INFER_BODY,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError:
+            return None  # not listening yet
+    return None
