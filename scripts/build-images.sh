@@ -193,5 +193,15 @@ for t in "${targets[@]}"; do
     log "built $out_dir/$t.tar in $((SECONDS - t0))s"
 done
 
+# Each source change adds about 2 GB of archives: keep these and the two newest others (a
+# session on other sources may still be importing one of those), remove the rest.
+images_root="$(dirname "$out_dir")"
+# shellcheck disable=SC2012 # names are <version>-<hex hash>: no spaces or newlines
+{ ls -1dt "$images_root"/*-*/ 2>/dev/null || true; } | sed 's:/$::' | { grep -vxF "$out_dir" || true; } | tail -n +3 |
+    while read -r old; do
+        log "removing old archives $old"
+        rm -rf "$old"
+    done
+
 import_archives
 echo "$out_dir"

@@ -1,9 +1,10 @@
 """A real Prometheus (Debian's /usr/bin/prometheus) for tests, and a tiny static exporter.
 
 `PrometheusProcess` writes a configuration with a 1 s scrape interval and file_sd targets
-(labels included), starts Prometheus on a free loopback port with a temporary storage dir, waits
-until it is ready, and stops it. `stop()` then `start()` restarts it on the same port and storage,
-which the "Prometheus goes away during analysis" scenario needs.
+(labels included), or the `scrape_configs` it is given instead, starts Prometheus on a free port
+of the loopback (or of `host`) with a temporary storage dir, waits until it is ready, and stops
+it. `stop()` then `start()` restarts it on the same port and storage, which the "Prometheus goes
+away during analysis" scenario needs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,13 +50,21 @@ class PrometheusProcess:
         scrape_interval: str = "1s",
         web_config: Mapping[str, Any] | None = None,
         tls: bool = False,
+        host: str = "127.0.0.1",
+        scrape_configs: Sequence[Mapping[str, Any]] | None = None,
+        binary: str = BINARY,
     ) -> None:
+        """`scrape_configs` replaces the file_sd job (`targets` then unused); `host` is the
+        address to listen on; `binary` another Prometheus than Debian's."""
         self.workdir = workdir
+        self.binary = binary
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = free_port(host)
         self.scrape_interval = scrape_interval
         self.web_config = web_config
         self.tls = tls
+        self.host = host
+        self.scrape_configs = scrape_configs
         self.username: str | None = None
         self.password: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -64,7 +73,7 @@ class PrometheusProcess:
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -93,7 +102,9 @@ class PrometheusProcess:
                         {"files": [str(self.workdir / "targets.json")], "refresh_interval": "1s"}
                     ],
                 }
-            ],
+            ]
+            if self.scrape_configs is None
+            else [dict(c) for c in self.scrape_configs],
         }
         (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         extra = []
@@ -109,10 +120,10 @@ class PrometheusProcess:
         log = self._log.open("ab")
         self._proc = subprocess.Popen(
             [
-                BINARY,
+                self.binary,
                 f"--config.file={self.workdir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address={self.host}:{self.port}",
                 "--storage.tsdb.retention.time=2h",
                 "--log.level=warn",
                 *extra,

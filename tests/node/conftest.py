@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.helm_chart import Release, installed_release
 from tests.testenv.controlplane import ControlPlane, TestenvMissing
 from tests.testenv.images import ImageArchives, ensure_images
 from tests.testenv.node import NodeUnavailable, RealNode
@@ -48,3 +49,14 @@ def real_node(
 @pytest.fixture(scope="package")
 def real_cluster(real_node: RealNode) -> ControlPlane:
     return real_node.cp
+
+
+@pytest.fixture(scope="package")
+def release(real_cluster: ControlPlane) -> Iterator[Release]:
+    """The chart installed as users install it (the operator pod from our image), watching one
+    namespace (`release.apps`); shared by the tests on the real node."""
+    with installed_release(real_cluster) as rel:
+        yield rel
+        # Shown by pytest when a test failed: what the operator pod said.
+        print(real_cluster.kubectl("logs", "-n", rel.namespace, f"deploy/{rel.name}-modelrollout",
+                                   "--tail=200", check=False).stdout)  # fmt: skip

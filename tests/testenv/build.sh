@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the test control plane (etcd, Kubernetes, kwok, helm), the components of a real node
-# (kubelet, kube-proxy, CoreDNS, pause) and actionlint (`make lint`) from Go modules into a
-# cache outside the repo.
+# (kubelet, kube-proxy, CoreDNS, pause), actionlint (`make lint`) and a Prometheus with
+# Kubernetes discovery from Go modules into a cache outside the repo.
 # Only missing binaries are built, so a complete cache makes this a no-op.
 #   bash tests/testenv/build.sh            build what is missing
 #   bash tests/testenv/build.sh --bin-dir  print the binary directory and exit
@@ -76,7 +76,7 @@ built=0
 # shares all but about 100 of its 1,800 packages with the control plane).
 declare -A cold_seconds=([kube-apiserver]=1270 [kube-controller-manager]=335 [kube-scheduler]=16
     [kubectl]=113 [etcd]=151 [kwok]=287 [helm]=204
-    [kubelet]=70 [kube-proxy]=25 [coredns]=342 [pause]=1 [actionlint]=9)
+    [kubelet]=70 [kube-proxy]=25 [coredns]=342 [pause]=1 [actionlint]=9 [prometheus]=380)
 remaining=0
 for name in "${!cold_seconds[@]}"; do
     [[ -x "$bin_dir/$name" ]] || remaining=$((remaining + cold_seconds[$name]))
@@ -130,6 +130,15 @@ build kube-proxy kubernetes k8s.io/kubernetes/cmd/kube-proxy selinux,notest "$k8
 coredns_version="$(required_version "$here/coredns/go.mod" github.com/coredns/coredns)"
 build coredns coredns github.com/coredns/coredns grpcnotrace \
     "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$coredns_version"
+
+# Prometheus with Kubernetes discovery (Debian's is built without it: its NEWS.Debian says
+# "Kubernetes support has been completely removed"), only that discoverer compiled in; for
+# tests/node/test_prometheus_discovery.py. Module version v0.3MM.P is release 3.MM.P.
+prometheus_module="$(required_version "$here/prometheus/go.mod" github.com/prometheus/prometheus)"
+prometheus_version="3.$((10#${prometheus_module:4:2})).${prometheus_module##*.}"
+build prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus \
+    remove_all_sd,enable_kubernetes_sd \
+    "-s -w -X github.com/prometheus/common/version.Version=$prometheus_version"
 
 # pause (the pod sandbox's process): C, compiled statically from the Kubernetes module source
 # like upstream's image; tests/testenv/pause_image.py wraps it into an image for containerd.

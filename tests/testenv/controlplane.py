@@ -527,9 +527,11 @@ def _serve(workdir: Path, real_node: bool) -> int:
                 # Imported here: the node module builds on this one.
                 from tests.testenv.images import ensure_images
                 from tests.testenv.node import RealNode
+                from tests.testenv.showcase import install_showcase
 
-                archives = ensure_images().archives
-                stack.enter_context(RealNode(cp, workdir / "node", images=archives))
+                images = ensure_images()
+                stack.enter_context(RealNode(cp, workdir / "node", images=images.archives))
+                install_showcase(cp, images.server_image)
             (workdir / READY_FILE).write_text(cp.server + "\n")
             while True:
                 time.sleep(3600)
@@ -570,6 +572,11 @@ def _up(workdir: Path, timeout: float, real_node: bool) -> int:
     while time.monotonic() < deadline:
         if (workdir / READY_FILE).exists():
             print(f"control plane up: export KUBECONFIG={(workdir / 'kubeconfig').resolve()}")
+            if real_node:
+                print(
+                    "the chart's operator runs in namespace modelrollout-system and the "
+                    "ModelDeployment `sample` in namespace models: kubectl get pods -A"
+                )
             return 0
         if proc.poll() is not None:
             print(f"control plane failed to start; end of {log}:\n{log_tail(log)}", file=sys.stderr)

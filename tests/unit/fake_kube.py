@@ -35,8 +35,8 @@ from typing import Any
 
 from modelrollout.kube import resources
 from modelrollout.kube.errors import Conflict, KubeError, NotFound
-from modelrollout.kube.holdout_job import JOBS, PODS
-from modelrollout.kube.resources import ResourceKind
+from modelrollout.kube.holdout_job import JOBS
+from modelrollout.kube.resources import PODS, ResourceKind
 from modelrollout.kube.rest import JSON, Kube
 
 KINDS = (

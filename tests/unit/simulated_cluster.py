@@ -29,6 +29,8 @@ class SimDeployment:
     replicas: int
     ready: int
     created_at: datetime
+    # What its pods' statuses say when they cannot run (RevisionObservation.trouble).
+    trouble: str | None = None
 
 
 @dataclass
@@ -48,7 +50,7 @@ class SimCluster:
             now=self.now,
             generation=self.generation,
             revisions={
-                r: RevisionObservation(r, d.replicas, d.ready, d.created_at)
+                r: RevisionObservation(r, d.replicas, d.ready, d.created_at, d.trouble)
                 for r, d in self.deployments.items()
             },
             traffic=self.router,

@@ -285,13 +285,49 @@ def test_spec_paused_freezes_and_the_paused_time_does_not_count() -> None:
 def test_progress_deadline_aborts_a_candidate_whose_pods_never_get_ready() -> None:
     rollout, stable, candidate = started(progressDeadlineSeconds=60)
     plan = rollout.reconcile()
-    assert plan.requeue_after == 60
-    rollout.cluster.tick(61)
+    # Pods are not watched: they are looked at again after 10 s, then as long as waited so far.
+    assert plan.requeue_after == 10
+    rollout.cluster.tick(25)
+    assert rollout.reconcile().requeue_after == 25
+    rollout.cluster.tick(36)
     plan = rollout.reconcile()
     assert plan.status.phase == Phase.DEGRADED
     assert plan.status.aborted_revision == candidate
     assert plan.status.history[0].reason.startswith("ProgressDeadlineExceeded")
     assert replicas(rollout) == {stable: 4, candidate: 0}
+
+
+def test_pods_that_cannot_run_are_named_in_the_status_until_the_deadline_aborts() -> None:
+    rollout, stable, candidate = started(progressDeadlineSeconds=60)
+    rollout.reconcile()
+    trouble = 'pod fraud-x: ErrImageNeverPull: image "m:9" is not present with pull policy of Never'
+    rollout.cluster.deployments[candidate].trouble = trouble
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.PROGRESSING
+    assert plan.status.message is not None and plan.status.message.endswith(trouble)
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "PodsNotRunning")]
+    assert trouble in plan.events[0].message
+    rollout.cluster.tick(10)
+    assert not rollout.reconcile().events  # the same trouble is reported once
+    rollout.cluster.tick(51)
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.DEGRADED
+    assert trouble in plan.status.history[0].reason
+    assert replicas(rollout) == {stable: 4, candidate: 0}
+
+
+def test_the_first_revision_s_trouble_is_in_its_status() -> None:
+    rollout = SimRollout(spec(progressDeadlineSeconds=60), SimCluster(now=T0))
+    rollout.reconcile()
+    revision = compute_revision(rollout.spec)
+    rollout.cluster.deployments[revision].trouble = "pod fraud-y: CrashLoopBackOff"
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.PROGRESSING
+    assert plan.status.message is not None and "CrashLoopBackOff" in plan.status.message
+    rollout.cluster.tick(61)
+    plan = rollout.reconcile()
+    assert plan.status.phase == Phase.DEGRADED
+    assert plan.status.message is not None and "CrashLoopBackOff" in plan.status.message
 
 
 def test_conditions_keep_their_transition_time_while_unchanged() -> None:

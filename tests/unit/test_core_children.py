@@ -6,8 +6,10 @@ from typing import Any
 
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.core.children import (
+    DRAIN_SECONDS,
     NAME_LABEL,
     REVISION_LABEL,
+    SHUTDOWN_TIMEOUT_SECONDS,
     OwnerRef,
     deployment_manifest,
     merge_overrides,
@@ -127,6 +129,23 @@ def test_template_overrides_merge_but_cannot_change_model_settings() -> None:
     env = env_of(d)
     assert env["EXTRA"] == "1"
     assert env["MODELROLLOUT_TRUSTED_TYPES"] == "sklearn.tree._tree.Tree,numpy.dtype"
+
+
+def test_pods_drain_before_they_stop_and_a_template_may_change_how_long() -> None:
+    default = deployment_manifest(OWNER, "ml", spec(), "abc123", 1)
+    assert env_of(default)["MODELROLLOUT_DRAIN_SECONDS"] == str(DRAIN_SECONDS)
+    grace = default["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    # kubelet's SIGKILL must come after the drain and the wait for in-flight requests.
+    assert grace > DRAIN_SECONDS + SHUTDOWN_TIMEOUT_SECONDS
+    longer = {
+        "spec": {
+            "containers": [
+                {"name": "server", "env": [{"name": "MODELROLLOUT_DRAIN_SECONDS", "value": "20"}]}
+            ]
+        }
+    }
+    tuned = deployment_manifest(OWNER, "ml", spec(template=longer), "abc123", 1)
+    assert env_of(tuned)["MODELROLLOUT_DRAIN_SECONDS"] == "20"
 
 
 def test_pvc_uri_mounts_the_claim_read_only() -> None:

@@ -36,6 +36,11 @@ PVC_ROOT = "/mnt/models"
 SERVER_UID = 65532
 # Selector value no pod carries: a Service with it has no endpoints.
 NO_REVISION = "none"
+# After SIGTERM a server keeps serving this long: kube-proxy and gateways drop a terminating pod
+# from their endpoints a moment after it is deleted, and until then they still send it requests.
+DRAIN_SECONDS = 5
+# The server's own default wait for in-flight requests after it stops listening.
+SHUTDOWN_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ def _default_pod_template(
         "name": SERVER_CONTAINER,
         "image": image,
         "command": ["modelrollout-server"],
+        # Not forced (unlike server_env): spec.template may set another drain.
+        "env": [{"name": "MODELROLLOUT_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)}],
         "ports": [
             {"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"},
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
@@ -143,6 +150,7 @@ def _default_pod_template(
     # Pod Security "restricted" compliant; /tmp is the only writable path (read-only root).
     pod_spec: dict[str, Any] = {
         "containers": [container],
+        "terminationGracePeriodSeconds": DRAIN_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + 5,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": SERVER_UID,

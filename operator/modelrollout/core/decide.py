@@ -170,10 +170,8 @@ def _steady(ctx: DecisionState, strategy: RolloutStrategy) -> None:
             Phase.HEALTHY, f"revision {stable} (model version {version}) serving", "RolloutComplete"
         )
     else:
-        ctx.set_phase(
-            Phase.PROGRESSING,
-            f"waiting for pods of stable revision {stable} ({ready}/{replicas} ready)",
-            "WaitingForPods",
+        ctx.waiting_for_pods(
+            stable, f"waiting for pods of stable revision {stable} ({ready}/{replicas} ready)"
         )
 
 
@@ -220,10 +218,12 @@ def _initial(ctx: DecisionState, strategy: RolloutStrategy) -> None:
     message = f"deploying revision {candidate}: {ready}/{replicas} pods ready"
     if ctx.deadline_passed(st.step_started_at, ctx.spec.progress_deadline_seconds):
         ctx.set_phase(
-            Phase.DEGRADED, f"{message}, past the progress deadline", "ProgressDeadlineExceeded"
+            Phase.DEGRADED,
+            f"{message}, past the progress deadline{ctx.trouble_of(candidate)}",
+            "ProgressDeadlineExceeded",
         )
     else:
-        ctx.set_phase(Phase.PROGRESSING, message, "WaitingForPods")
+        ctx.waiting_for_pods(candidate, message)
 
 
 def _router_sends_traffic(traffic: TrafficObservation | None, revision: str) -> bool:

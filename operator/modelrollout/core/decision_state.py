@@ -24,6 +24,9 @@ from modelrollout.core.plan import Event, TrafficPlan, ValidationRequest
 
 # Requeue soon while waiting for a router to read back a change (routing objects are not watched).
 ROUTER_RECHECK_SECONDS = 2.0
+# Pods are not watched: while some are not ready, look at them again after as long as the wait
+# has lasted so far, within these bounds (a few reads per wait, however many objects wait).
+PODS_RECHECK_SECONDS = (10.0, 60.0)
 
 
 @dataclass
@@ -84,6 +87,31 @@ class DecisionState:
             return 0
         seen = self.obs.revisions.get(revision)
         return seen.ready_replicas if seen is not None else 0
+
+    def waiting_for_pods(self, revision: str, message: str) -> None:
+        """Phase Progressing while `revision`'s pods come up, looked at again now and then; when
+        its pods are in trouble (a missing image, a crash loop...) the message says so, with a
+        Warning event each time the trouble changes."""
+        trouble = self._trouble(revision)
+        waited = (
+            (self.now - self.st.step_started_at).total_seconds() if self.st.step_started_at else 0
+        )
+        low, high = PODS_RECHECK_SECONDS
+        self.requeue_in(min(max(waited, low), high))
+        if trouble is not None:
+            if trouble not in (self.st.message or ""):
+                self.event("Warning", "PodsNotRunning", f"revision {revision}: {trouble}")
+            message = f"{message}: {trouble}"
+        self.set_phase(Phase.PROGRESSING, message, "WaitingForPods")
+
+    def trouble_of(self, revision: str | None) -> str:
+        """`: <why>` when pods of `revision` are in trouble, for messages; else empty."""
+        trouble = self._trouble(revision)
+        return f": {trouble}" if trouble else ""
+
+    def _trouble(self, revision: str | None) -> str | None:
+        seen = self.obs.revisions.get(revision) if revision is not None else None
+        return seen.trouble if seen is not None else None
 
     def candidate_holds_all_traffic(self, routed_weight: int | None = None) -> bool:
         """Whether the candidate may take all traffic (blue/green switch, canary post-promotion).

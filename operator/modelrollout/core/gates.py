@@ -205,17 +205,18 @@ def before_traffic(ctx: DecisionState) -> StepResult | None:
 
 def wait_for_pods(ctx: DecisionState, what: str, ready: int, needed: int) -> StepResult:
     """Wait for the candidate's pods; past progressDeadlineSeconds the candidate is aborted."""
+    candidate = ctx.st.canary_revision
     if ctx.deadline_passed(ctx.st.step_started_at, ctx.spec.progress_deadline_seconds):
         abort_candidate(
             ctx,
             "ProgressDeadlineExceeded",
-            f"{what}: {ready}/{needed} pods ready after {ctx.spec.progress_deadline_seconds}s",
+            f"{what}: {ready}/{needed} pods ready after {ctx.spec.progress_deadline_seconds}s"
+            + ctx.trouble_of(candidate),
             Outcome.ABORTED,
         )
         return ABORTED
-    ctx.set_phase(
-        Phase.PROGRESSING,
-        f"{what}: waiting for pods of revision {ctx.st.canary_revision} ({ready}/{needed} ready)",
-        "WaitingForPods",
+    assert candidate is not None
+    ctx.waiting_for_pods(
+        candidate, f"{what}: waiting for pods of revision {candidate} ({ready}/{needed} ready)"
     )
     return IN_PROGRESS

@@ -26,6 +26,7 @@ from modelrollout.api.names import (
     REQUESTED_AT_ANNOTATION,
 )
 from modelrollout.core.children import PVC_ROOT, SERVER_CONTAINER, OwnerRef
+from modelrollout.core.pod_trouble import pod_trouble
 
 SPEC_ENV = "MODELROLLOUT_VALIDATION_SPEC"
 CONTAINER = "validator"
@@ -189,15 +190,6 @@ def _terminated(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def _waiting(pods: list[dict[str, Any]]) -> str | None:
-    for pod in pods:
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-            reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
-            if cs.get("name") == CONTAINER and reason and reason != "ContainerCreating":
-                return str(reason)
-    return None
-
-
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
@@ -293,6 +285,6 @@ def validation_status(
         return status(ValidationResult.ERROR, f"validation Job failed: {why}")
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
         return status(ValidationResult.ERROR, "validation Job completed without a result")
-    waiting = _waiting(pods)
-    message = f"validator waiting: {waiting}" if waiting else "validator running"
+    trouble = pod_trouble(pods, CONTAINER)
+    message = f"validator waiting: {trouble.reason}" if trouble else "validator running"
     return status(ValidationResult.RUNNING, message, completed_at=None)

@@ -19,6 +19,9 @@ class RevisionObservation:
     replicas: int
     ready_replicas: int
     created_at: datetime | None = None
+    # Why pods of it are not running, read from them only while some are not ready
+    # ("pod fraud-ab12-x: ErrImageNeverPull: ..."); None when they are just starting.
+    trouble: str | None = None
 
 
 @dataclass(frozen=True)

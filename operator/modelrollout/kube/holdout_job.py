@@ -27,11 +27,10 @@ from modelrollout.core.holdout_job import (
 )
 from modelrollout.core.plan import ValidationRequest
 from modelrollout.kube.errors import Conflict
-from modelrollout.kube.resources import ResourceKind
+from modelrollout.kube.resources import PODS, ResourceKind
 from modelrollout.kube.rest import Kube
 
 JOBS = ResourceKind("batch", "v1", "Job", "jobs")
-PODS = ResourceKind("", "v1", "Pod", "pods")
 # Set by the Job controller on its pods; the uid tells a replaced Job's pods from the new one's.
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from modelrollout.api.names import NAME_LABEL, REVISION_LABEL
 from modelrollout.core.observation import RevisionObservation
-from modelrollout.kube.resources import DEPLOYMENTS
+from modelrollout.core.pod_trouble import pod_trouble
+from modelrollout.kube.resources import DEPLOYMENTS, PODS
 from modelrollout.kube.rest import JSON, Kube
 
 
@@ -33,10 +35,16 @@ def revision_of(deployment: JSON) -> RevisionObservation | None:
 
 
 def observe_revisions(kube: Kube, namespace: str, name: str) -> dict[str, RevisionObservation]:
-    """One LIST by label: revision -> what its Deployment says."""
+    """One LIST by label: revision -> what its Deployment says; and, for a revision with pods
+    not ready, one LIST of its pods for why (a Deployment's status never says)."""
     observed: dict[str, RevisionObservation] = {}
     for deployment in kube.list(DEPLOYMENTS, namespace, f"{NAME_LABEL}={name}"):
         revision = revision_of(deployment)
-        if revision is not None:
-            observed[revision.revision] = revision
+        if revision is None:
+            continue
+        if revision.ready_replicas < revision.replicas:
+            selector = f"{NAME_LABEL}={name},{REVISION_LABEL}={revision.revision}"
+            trouble = pod_trouble(kube.list(PODS, namespace, selector))
+            revision = replace(revision, trouble=trouble.describe() if trouble else None)
+        observed[revision.revision] = revision
     return observed

@@ -36,6 +36,7 @@ class ResourceKind:
 MODELDEPLOYMENTS = ResourceKind(GROUP, VERSION, KIND, PLURAL)
 DEPLOYMENTS = ResourceKind("apps", "v1", "Deployment", "deployments")
 SERVICES = ResourceKind("", "v1", "Service", "services")
+PODS = ResourceKind("", "v1", "Pod", "pods")
 CONFIGMAPS = ResourceKind("", "v1", "ConfigMap", "configmaps")
 EVENTS = ResourceKind("", "v1", "Event", "events")
 LEASES = ResourceKind("coordination.k8s.io", "v1", "Lease", "leases")

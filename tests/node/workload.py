@@ -1,0 +1,143 @@
+"""What the tests on the real node run and send: model files served inside the cluster,
+ModelDeployment manifests, and inference requests through a Service's ClusterIP (kube-proxy)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.harness import FEATURES, X, train_model
+from tests.testenv.controlplane import ControlPlane
+from tests.testenv.node import RealNode
+
+# `make cluster-up`'s showcase serves its model as these tests do.
+from tests.testenv.showcase import apply, model_deployment, serve_models
+from tests.testenv.waiting import eventually
+
+__all__ = [
+    "Load",
+    "apply",
+    "cluster_ip",
+    "infer",
+    "model_deployment",
+    "model_files",
+    "promote",
+    "serve_models",
+    "server_pods",
+    "versions_served",
+    "wait_proxied",
+]
+
+INFER_BODY = json.dumps(
+    {"inputs": [{"name": "x", "shape": [1, FEATURES], "datatype": "FP64",
+                 "data": [float(v) for v in X[0][:FEATURES]]}]}
+).encode()  # fmt: skip
+
+
+def model_files(tmp: Path) -> dict[str, bytes]:
+    """Two versions of a model (the same weights: a response's model_version says which
+    revision served it)."""
+    model = train_model(tmp / "model.skops").read_bytes()
+    return {"v1.skops": model, "v2.skops": model}
+
+
+def promote(cp: ControlPlane, ns: str, name: str) -> None:
+    """The kubectl plugin's promote, as a user runs it."""
+    plugin = Path(sys.executable).parent / "kubectl-modelrollout"
+    subprocess.run([str(plugin), "promote", name, "-n", ns], env=cp.env(), check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+
+
+def cluster_ip(cp: ControlPlane, ns: str, service: str) -> str:
+    got = json.loads(cp.kubectl("get", "service", service, "-n", ns, "-o", "json").stdout)
+    address: str = got["spec"]["clusterIP"]
+    return address
+
+
+def infer(address: str, name: str, timeout: float = 10) -> tuple[int, dict[str, Any]]:
+    """One inference request on a new connection (kube-proxy balances connections): the HTTP
+    status and the decoded body."""
+    request = urllib.request.Request(
+        f"http://{address}:8080/v2/models/{name}/infer",
+        data=INFER_BODY,
+        headers={"Content-Type": "application/json", "Connection": "close"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, {"error": error.read().decode(errors="replace")}
+
+
+def versions_served(address: str, name: str, requests: int) -> Counter[str]:
+    """Which model version answered each of `requests` inference requests to `address`."""
+    seen: Counter[str] = Counter()
+    for _ in range(requests):
+        status, body = infer(address, name)
+        assert status == 200, (status, body)
+        seen[body["model_version"]] += 1
+    return seen
+
+
+def server_pods(cp: ControlPlane, ns: str, name: str) -> list[dict[str, Any]]:
+    pods: list[dict[str, Any]] = json.loads(
+        cp.kubectl(
+            "get", "pods", "-n", ns, "-l", f"modelrollout.io/name={name}", "-o", "json"
+        ).stdout
+    )["items"]
+    return pods
+
+
+def wait_proxied(node: RealNode, ns: str, name: str, status: dict[str, Any]) -> None:
+    """Until kube-proxy balances the `<name>` Service over exactly the ready pods the status
+    counts (it follows the EndpointSlices a moment later)."""
+    ready = (status.get("readyReplicas") or 0) + (status.get("canaryReadyReplicas") or 0)
+    if status.get("canaryRevision") == status.get("stableRevision"):
+        ready = status.get("readyReplicas") or 0
+    eventually(lambda: node.proxied_endpoints(ns, name, "http") == ready,
+               f"kube-proxy balancing over {ready} pods", timeout=60)  # fmt: skip
+
+
+class Load:
+    """Inference requests to `address` from `clients` threads, one new connection each
+    (kube-proxy balances connections), until the context ends; counts what answered:
+    "200 v1" (status and model version), "500", "error ConnectionRefusedError"..."""
+
+    def __init__(self, address: str, name: str, clients: int = 1) -> None:
+        self.address, self.name = address, name
+        self._seen: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = infer(self.address, self.name, timeout=5)
+                key = f"{status} v{body['model_version']}" if status == 200 else str(status)
+            except (OSError, ValueError) as error:  # refused, reset, timed out: a failure
+                key = f"error {type(getattr(error, 'reason', error)).__name__}"
+            with self._lock:
+                self._seen[key] += 1
+            self._stop.wait(0.02)  # at most about 50 requests/s per client: CPU for the node
+
+    def counts(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._seen)
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
