@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: setup test unit integration e2e lint crds manifests testenv cluster-up cluster-down \
-        demo tools faults bench-server bench-operator bench-analysis fuzz-server images clean
+        demo demo-kwok tools faults bench-server bench-operator bench-analysis bench-analysis-node fuzz-server images clean
 
 ## setup: virtualenv with the package and its dev tools (idempotent)
 setup: $(STAMP)
@@ -69,9 +69,13 @@ cluster-up: setup testenv tools images
 cluster-down: setup
 	$(PY) -m tests.testenv.controlplane down
 
-## demo: control plane, Prometheus, operator and model servers here; one canary promoted, one rolled back (KEEP=1 keeps it up)
-demo: setup testenv tools
+## demo: a real node, the chart's operator pod, model-server pods, a Traefik gateway and Prometheus; one canary promoted, one rolled back (KEEP=1 keeps it up)
+demo: setup testenv tools images
 	$(PY) -m demo.run $(if $(KEEP),--keep,)
+
+## demo-kwok: the quick variant on fake nodes, model servers as processes (no root, no images)
+demo-kwok: setup testenv tools
+	$(PY) -m demo.run --kwok $(if $(KEEP),--keep,)
 
 ## fuzz-server: the model server's decoders (JSON, DataFrame, binary, gRPC) against 10,000 generated payloads each
 fuzz-server: setup
@@ -98,6 +102,10 @@ bench-operator: setup testenv
 bench-analysis: setup testenv tools
 	$(PY) benchmarks/analysis_queries.py --results benchmarks/RESULTS.md
 	$(PY) benchmarks/analysis_latency.py --runs 20 --results benchmarks/RESULTS.md
+
+## bench-analysis-node: decision latency on real pods behind the Traefik gateway (10 rollbacks)
+bench-analysis-node: setup testenv tools images
+	$(PY) benchmarks/analysis_latency_node.py --runs 10 --results benchmarks/RESULTS.md
 
 clean:
 	rm -rf $(VENV) .testenv .demo .mypy_cache .ruff_cache .pytest_cache

@@ -133,18 +133,22 @@ def main() -> int:
     print(json.dumps(result, indent=2) if args.json else result)
     if args.results:
         with args.results.open("a") as out:
-            out.write(markdown(result, latencies))
+            out.write(markdown(result, latencies, TITLE, DESCRIPTION))
     return 0
 
 
-def markdown(result: dict[str, Any], latencies: list[float]) -> str:
+TITLE = "decision latency (make bench-analysis)"
+DESCRIPTION = (
+    "Degradation (candidate's load moved to a twin failing 50 % of requests) to all traffic "
+    "back on stable, read from the HTTPRoute by the load generator. Real control plane, "
+    "operator process, Prometheus, model servers; errorRate max 0.05 in background analysis."
+)
+
+
+def markdown(result: dict[str, Any], latencies: list[float], title: str, description: str) -> str:
     runs = ", ".join(f"{x:.2f}" for x in latencies)
     return (
-        f"\n### Analysis: decision latency (make bench-analysis, {dt.date.today()})\n\n"
-        "Degradation (candidate's load moved to a twin failing 50 % of requests) to all traffic "
-        "back on stable, read from the HTTPRoute by the load generator. Real control plane, "
-        "operator process, Prometheus, model servers; errorRate max 0.05 in background analysis."
-        "\n\n"
+        f"\n### Analysis: {title}, {dt.date.today()}\n\n{description}\n\n"
         "| runs | scrape interval | analysis interval | median | max | min | target "
         "(interval + 2 s) | runs within target |\n"
         "|---:|---:|---:|---:|---:|---:|---:|---:|\n"

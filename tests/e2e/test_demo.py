@@ -1,5 +1,6 @@
-"""`make demo` run non-interactively: both outcomes read from the ModelDeployments' status, and
-no process of the demo left behind once it has exited."""
+"""`make demo-kwok` (the quick variant on fake nodes) run non-interactively: both outcomes read
+from the ModelDeployments' status, and no process of the demo left behind once it has exited.
+tests/node_teardown/test_demo_on_node.py runs `make demo` itself, on the real node."""
 
 from __future__ import annotations
 
@@ -27,9 +28,18 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def run_demo(workdir: Path) -> dict[str, Any]:
+def run_demo(workdir: Path, *variant: str) -> dict[str, Any]:
+    """`python -m demo.run` with `variant`'s options; its DEMO-SUMMARY."""
     proc = subprocess.run(
-        [sys.executable, "-m", "demo.run", "--non-interactive", "--workdir", str(workdir)],
+        [
+            sys.executable,
+            "-m",
+            "demo.run",
+            *variant,
+            "--non-interactive",
+            "--workdir",
+            str(workdir),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -42,9 +52,7 @@ def run_demo(workdir: Path) -> dict[str, Any]:
     return summary
 
 
-def test_demo_promotes_one_canary_and_rolls_back_the_other(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
-    summary = run_demo(workdir)
+def assert_one_promoted_one_rolled_back(summary: dict[str, Any]) -> None:
     by_ns = {md["namespace"]: md for md in summary["modelDeployments"]}
     promoted, rolled_back = by_ns["demo-promote"], by_ns["demo-rollback"]
 
@@ -58,4 +66,8 @@ def test_demo_promotes_one_canary_and_rolls_back_the_other(tmp_path: Path) -> No
     assert rolled_back["lastOutcome"] == "RolledBack"
     assert "metric drift value" in rolled_back["message"]
 
+
+def test_demo_promotes_one_canary_and_rolls_back_the_other(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    assert_one_promoted_one_rolled_back(run_demo(workdir, "--kwok"))
     assert processes_mentioning(str(workdir)) == []

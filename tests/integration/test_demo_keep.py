@@ -35,8 +35,8 @@ def read_until(lines: Lines, seen: list[str], marker: str, timeout: float) -> No
 def test_keep_serves_kubectl_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "demo.run", "--keep", "--non-interactive", "--workdir",
-         str(workdir)],
+        [sys.executable, "-m", "demo.run", "--kwok", "--keep", "--non-interactive",
+         "--workdir", str(workdir)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

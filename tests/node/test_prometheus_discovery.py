@@ -5,25 +5,17 @@ and its `modelrollout.io/name` label become `namespace` and `name`; the server s
 The operator pod queries it, and an analysis on those series rolls back a candidate whose pods
 answer half of their inference requests with 500, under live load through the `<name>` Service.
 Without the relabelling the analysis would find no data: the rollout would pause, not roll back.
-
-Debian's Prometheus is built without Kubernetes discovery (its NEWS.Debian: "Kubernetes support
-has been completely removed"), so this runs upstream Prometheus built from Go modules with only
-that discoverer (tests/testenv/prometheus, build tags remove_all_sd,enable_kubernetes_sd) into the
-testenv's binary directory (`make testenv`).
+Prometheus is upstream's, built from Go modules with Kubernetes discovery (tests/node/discovery.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import pytest
-import yaml
 
 from tests.e2e.prometheus import PrometheusProcess
 from tests.integration.helm_chart import Release, restricted_namespace
@@ -32,6 +24,7 @@ from tests.node.workload import (
     Load,
     apply,
     cluster_ip,
+    failing,
     model_deployment,
     model_files,
     serve_models,
@@ -39,13 +32,12 @@ from tests.node.workload import (
     versions_served,
     wait_proxied,
 )
-from tests.testenv.controlplane import REPO, ControlPlane, default_bin_dir
+from tests.testenv.controlplane import ControlPlane
 from tests.testenv.images import ImageArchives
 from tests.testenv.node import RealNode
 from tests.testenv.waiting import eventually
 
 NAME = "scored"
-SCRAPE_CONFIG = REPO / "docs" / "prometheus-scrape.yaml"
 POD_SUBNET = ipaddress.ip_network("10.245.0.0/24")
 ERROR_RATE = 0.5  # injected into the candidate's pods
 MAX_ERROR_RATE = 0.05
@@ -53,33 +45,7 @@ METRIC = {"name": "error-rate", "builtin": "errorRate", "max": MAX_ERROR_RATE, "
 # 50 %, a pause so that the candidate's traffic fills a rate() window, the analysis, then a
 # pause for a person: a candidate that passed would stop there, never reach Degraded.
 STEPS = [{"setWeight": 50}, {"pause": {"duration": "5s"}}, {"analysis": {}}, {"pause": {}}]
-FAULTY = {
-    "spec": {
-        "containers": [
-            {"name": "server", "env": [{"name": "MODELROLLOUT_FAULT_ERROR_RATE",
-                                        "value": str(ERROR_RATE)}]}
-        ]
-    }
-}  # fmt: skip
 AFTER_ROLLBACK = 100  # requests that must all be answered by v1
-
-
-def prometheus_with_kubernetes_sd() -> str:
-    """The Prometheus to run; a missing one fails the test with how to build it."""
-    binary = default_bin_dir() / "prometheus"
-    if not os.access(binary, os.X_OK):
-        pytest.fail(f"no Prometheus with Kubernetes discovery at {binary} (Debian's has none): "
-                    "run `make testenv`", pytrace=False)  # fmt: skip
-    return str(binary)
-
-
-def documented_scrape_configs(kubeconfig: Path) -> list[dict[str, Any]]:
-    """docs/prometheus-scrape.yaml as it is, plus where this test's API server is."""
-    configs: list[dict[str, Any]] = yaml.safe_load(SCRAPE_CONFIG.read_text())["scrape_configs"]
-    for config in configs:
-        for sd in config["kubernetes_sd_configs"]:
-            sd["kubeconfig_file"] = str(kubeconfig)
-    return configs
 
 
 def discovered_series(prom: PrometheusProcess, ns: str) -> list[dict[str, Any]]:
@@ -100,10 +66,13 @@ def only_stable_served(
 
 
 def test_prometheus_discovers_the_pods_and_its_series_roll_a_faulty_candidate_back(
-    real_node: RealNode, release: Release, images: ImageArchives, tmp_path: Path
+    real_node: RealNode,
+    release: Release,
+    images: ImageArchives,
+    discovering: PrometheusProcess,
+    tmp_path: Path,
 ) -> None:
-    cp, ns = real_node.cp, release.apps
-    binary = prometheus_with_kubernetes_sd()
+    cp, ns, prom = real_node.cp, release.apps, discovering
     # The model files from a namespace of their own (another test's file server may hold other
     # bytes under the same names in the apps namespace).
     files_ns = f"{ns}-{NAME}-files"
@@ -112,17 +81,9 @@ def test_prometheus_discovers_the_pods_and_its_series_roll_a_faulty_candidate_ba
     base = serve_models(cp, files_ns, images.server_image, files)
     digest = {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
 
-    scrape_configs = documented_scrape_configs(Path(cp.kubeconfig))
-    job = scrape_configs[0]["job_name"]
-    # On the host's end of the veth, where the operator pod reaches it.
-    prom = PrometheusProcess(
-        tmp_path / "prometheus",
-        host=real_node.host_address,
-        scrape_configs=scrape_configs,
-        binary=binary,
-    )
+    assert prom.scrape_configs is not None
+    job = prom.scrape_configs[0]["job_name"]
     try:
-        prom.start()
         analysis = {
             "interval": "5s",
             "count": 3,
@@ -152,7 +113,7 @@ def test_prometheus_discovers_the_pods_and_its_series_roll_a_faulty_candidate_ba
             assert ipaddress.ip_address(host) in POD_SUBNET and port == "8080", labels
 
         faulty = model_deployment(NAME, "2", f"{base}/v2.skops", digest["v2.skops"],
-                          template=FAULTY, **spec)  # fmt: skip
+                          template=failing(ERROR_RATE), **spec)  # fmt: skip
         with Load(address, NAME) as load:
             eventually(lambda: load.counts().total() >= 20, "load through the Service", 60)
             started = time.monotonic()
@@ -206,6 +167,5 @@ def test_prometheus_discovers_the_pods_and_its_series_roll_a_faulty_candidate_ba
             f"{measured:.3f}, failures by revision {dict(failures)}; {st['message']}"
         )
     finally:
-        prom.stop()
         cp.kubectl("delete", "modeldeployment", NAME, "-n", ns, "--wait=false", check=False)
         cp.kubectl("delete", "namespace", files_ns, "--wait=false", check=False)

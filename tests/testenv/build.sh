@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the test control plane (etcd, Kubernetes, kwok, helm), the components of a real node
-# (kubelet, kube-proxy, CoreDNS, pause), actionlint (`make lint`) and a Prometheus with
-# Kubernetes discovery from Go modules into a cache outside the repo.
+# (kubelet, kube-proxy, CoreDNS, pause), actionlint (`make lint`), a Prometheus with
+# Kubernetes discovery and the Traefik gateway with its Gateway API CRDs from Go modules into a
+# cache outside the repo.
 # Only missing binaries are built, so a complete cache makes this a no-op.
 #   bash tests/testenv/build.sh            build what is missing
 #   bash tests/testenv/build.sh --bin-dir  print the binary directory and exit
@@ -76,7 +77,8 @@ built=0
 # shares all but about 100 of its 1,800 packages with the control plane).
 declare -A cold_seconds=([kube-apiserver]=1270 [kube-controller-manager]=335 [kube-scheduler]=16
     [kubectl]=113 [etcd]=151 [kwok]=287 [helm]=204
-    [kubelet]=70 [kube-proxy]=25 [coredns]=342 [pause]=1 [actionlint]=9 [prometheus]=380)
+    [kubelet]=70 [kube-proxy]=25 [coredns]=342 [pause]=1 [actionlint]=9 [prometheus]=380
+    [traefik]=285)
 remaining=0
 for name in "${!cold_seconds[@]}"; do
     [[ -x "$bin_dir/$name" ]] || remaining=$((remaining + cold_seconds[$name]))
@@ -139,6 +141,25 @@ prometheus_version="3.$((10#${prometheus_module:4:2})).${prometheus_module##*.}"
 build prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus \
     remove_all_sd,enable_kubernetes_sd \
     "-s -w -X github.com/prometheus/common/version.Version=$prometheus_version"
+
+# Traefik, the real node's Gateway API implementation (tests/testenv/gateway.py): it routes by
+# the HTTPRoute weights the operator writes. Stamped with its release, which `version` prints.
+traefik_version="$(required_version "$here/traefik/go.mod" github.com/traefik/traefik/v3)"
+build traefik traefik github.com/traefik/traefik/v3/cmd/traefik "" \
+    "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${traefik_version#v}"
+
+# The Gateway API CRDs (standard channel) of the version Traefik is built against.
+gateway_crds="$testenv_dir/etc/gateway-api"
+if [[ ! -f "$gateway_crds/.complete" ]]; then
+    need_go
+    gateway_src="$(cd "$here/traefik" && go mod download sigs.k8s.io/gateway-api && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)"
+    rm -rf "$gateway_crds" && mkdir -p "$gateway_crds"
+    cp "$gateway_src"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$gateway_crds/"
+    rm -f "$gateway_crds"/*_vap_*.yaml # an admission policy for upgrades, not a CRD
+    chmod u+w "$gateway_crds"/*.yaml
+    touch "$gateway_crds/.complete"
+    echo "testenv: wrote the Gateway API CRDs into $gateway_crds"
+fi
 
 # pause (the pod sandbox's process): C, compiled statically from the Kubernetes module source
 # like upstream's image; tests/testenv/pause_image.py wraps it into an image for containerd.

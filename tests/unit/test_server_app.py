@@ -160,6 +160,17 @@ async def test_draining_turns_readiness_off_but_still_answers(client_for: Factor
     assert (await c.post("/v2/models/m/infer", json=infer_body(X[:1]))).status == 200
 
 
+def test_fault_errors_begin_after_the_configured_delay() -> None:
+    now = [100.0]
+    faults = Faults(FaultConfig(error_rate=1.0, error_after_s=30), clock=lambda: now[0])
+    faults.maybe_fail()  # at start: no error yet
+    now[0] = 129.9
+    faults.maybe_fail()
+    now[0] = 130.0
+    with pytest.raises(InjectedFault):
+        faults.maybe_fail()
+
+
 def test_fault_error_rate_is_spread_evenly() -> None:
     faults = Faults(FaultConfig(error_rate=0.05))
     failed = []

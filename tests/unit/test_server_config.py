@@ -20,6 +20,7 @@ def test_environment_configures_everything() -> None:
         "MODELROLLOUT_REVISION": "9b1e22",
         "MODELROLLOUT_PORT": "9000",
         "MODELROLLOUT_FAULT_ERROR_RATE": "0.5",
+        "MODELROLLOUT_FAULT_ERROR_AFTER_SECONDS": "30",
     }
     c = parse_config([], env)
     assert (c.name, c.version, c.revision, c.port) == ("fraud", "7", "9b1e22", 9000)
@@ -27,6 +28,7 @@ def test_environment_configures_everything() -> None:
     assert c.source.trusted_types == ("sklearn.tree._tree.Tree", "numpy.dtype")
     assert c.source.allow_pickle and c.source.sha256 == "ab" * 32
     assert c.faults.error_rate == 0.5 and c.faults.active
+    assert c.faults.error_after_s == 30
 
 
 def test_flags_win_over_environment_and_faults_are_off_by_default() -> None:
@@ -38,7 +40,13 @@ def test_flags_win_over_environment_and_faults_are_off_by_default() -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [[], ["--uri", "/m", "--fault-error-rate", "2"], ["--uri", "/m", "--format", "onnx"]]
+    "argv",
+    [
+        [],
+        ["--uri", "/m", "--fault-error-rate", "2"],
+        ["--uri", "/m", "--format", "onnx"],
+        ["--uri", "/m", "--fault-error-after-seconds", "-1"],
+    ],
 )
 def test_invalid_command_lines_exit(argv: list[str]) -> None:
     with pytest.raises(SystemExit):

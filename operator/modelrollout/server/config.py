@@ -119,6 +119,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=float(d("fault-prediction-shift", "0") or 0),
         help="classifiers: share of probability moved to the last class; regressors: offset",
     )
+    faults.add_argument(
+        "--fault-error-after-seconds",
+        type=float,
+        default=float(d("fault-error-after-seconds", "0") or 0),
+        help="the injected errors begin this many seconds after the server started",
+    )
     seed = d("fault-seed")
     faults.add_argument("--fault-seed", type=int, default=int(seed) if seed else None)
     return p
@@ -137,6 +143,8 @@ def parse_config(
         a.trusted_types = [t.strip() for t in raw.split(",") if t.strip()]
     if not 0.0 <= a.fault_error_rate <= 1.0:
         parser.error("--fault-error-rate must be between 0 and 1")
+    if a.fault_error_after_seconds < 0:
+        parser.error("--fault-error-after-seconds must not be negative")
     if a.workers < 1 or a.max_body_bytes < 1:
         parser.error("--workers and --max-body-bytes must be positive")
     return ServerConfig(
@@ -169,6 +177,7 @@ def parse_config(
             latency_ms=a.fault_latency_ms,
             prediction_shift=a.fault_prediction_shift,
             seed=a.fault_seed,
+            error_after_s=a.fault_error_after_seconds,
         ),
     )
 

@@ -6,6 +6,8 @@ Only the command line / environment can switch these on; nothing in a request ca
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,9 @@ class FaultConfig:
     latency_ms: float = 0.0  # added to every inference request
     prediction_shift: float = 0.0  # see Faults.shift
     seed: int | None = None
+    # The errors begin this long after the server started: a candidate that degrades while it
+    # takes traffic (the decision-latency benchmark on real pods), not one broken from the start.
+    error_after_s: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -29,15 +34,17 @@ class FaultConfig:
 
 
 class Faults:
-    def __init__(self, config: FaultConfig) -> None:
+    def __init__(self, config: FaultConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._rng = random.Random(config.seed)
         self._failures_due = 0.0
+        self._clock = clock
+        self._errors_from = clock() + config.error_after_s
 
     def maybe_fail(self) -> None:
         # Evenly spread, not random: every window of n requests holds round(n * rate) failures,
         # so a test's short analysis window sees the configured rate, not a binomial draw.
-        if not self.config.error_rate:
+        if not self.config.error_rate or self._clock() < self._errors_from:
             return
         self._failures_due += self.config.error_rate
         if self._failures_due >= 1.0:
