@@ -2,6 +2,9 @@
 
 Each test deploys a stable revision, then a candidate whose server has a fault injected (or not),
 and checks what the operator did to the traffic (read back from the HTTPRoute) and the status.
+The drift rollback and Prometheus down mid-analysis run on real pods through a gateway instead
+(tests/node/test_rollouts_on_node.py); what stays here (error and latency bounds, live accuracy,
+too little traffic) is the judging itself, to which a pod adds nothing.
 """
 
 from __future__ import annotations
@@ -70,16 +73,6 @@ def test_candidate_three_times_slower_is_rolled_back(env: Env) -> None:
     assert result["verdict"] == "Failed" and result["value"] > 0.05
 
 
-def test_shifted_predictions_are_rolled_back_by_drift(env: Env) -> None:
-    stable = deploy(env, [ERRORS, DRIFT])
-    candidate = start_candidate(env, [ERRORS, DRIFT], "--fault-prediction-shift", "0.6")
-    st = expect_rollback(env, stable, candidate, "drift")
-    by_metric = {r["metric"]: r for r in st["analysis"]["results"]}
-    # Same (zero) error rate: only the drift gate caught it.
-    assert by_metric["error-rate"]["verdict"] == "Successful"
-    assert by_metric["drift"]["verdict"] == "Failed"
-
-
 def test_candidate_with_less_live_accuracy_is_rolled_back(env: Env) -> None:
     # Labels reach a server half a second after the answer, by the weights: often the other
     # revision's. The candidate moves 60 % of its probability to the last class.
@@ -96,33 +89,6 @@ def test_candidate_with_less_live_accuracy_is_rolled_back(env: Env) -> None:
     result = next(r for r in st["analysis"]["results"] if r["metric"] == "live-accuracy")
     assert result["verdict"] == "Failed" and result["stableValue"] > 0.8, result
     assert env.load is not None and env.load.feedback_failed == []
-
-
-def test_prometheus_down_pauses_never_promotes_and_continues(env: Env) -> None:
-    extra = {"count": 4, "consecutiveErrorLimit": 1}
-    deploy(env, [ERRORS], **extra)
-    candidate = start_candidate(env, [ERRORS], **extra)
-    wait_until(
-        "a first measurement",
-        lambda: ((env.status().get("analysis") or {}).get("successful") or 0) >= 1,
-    )
-    env.prom.stop()
-    st = wait_until(
-        "paused on errors",
-        lambda: (s := env.status()).get("phase") == "Paused" and s,
-    )
-    assert st["analysis"]["phase"] == "Error"
-    assert "Unreachable" in st["message"] or "unreachable" in st["message"].lower()
-    # While Prometheus is away the candidate is never promoted (several intervals).
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline:
-        s = env.status()
-        assert s.get("stableRevision") != candidate
-        assert s.get("phase") != "Healthy"
-        time.sleep(0.5)
-    env.prom.start()
-    st = wait_until("promoted after Prometheus is back", lambda: env.healthy_on(candidate))
-    assert st["history"][0]["outcome"] == "Promoted"
 
 
 def test_too_little_traffic_is_inconclusive_not_success(env: Env) -> None:

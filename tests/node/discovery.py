@@ -58,3 +58,30 @@ def discovering_prometheus(node: RealNode, workdir: Path) -> Iterator[Prometheus
         yield prom
     finally:
         prom.stop()
+
+
+ERROR_RATE: dict[str, Any] = {
+    "name": "error-rate",
+    "builtin": "errorRate",
+    "max": 0.05,
+    "window": "10s",
+}
+# PSI of the predicted classes, candidate against stable, over a window wide enough that chance
+# alone leaves two equal models well under the bound (demo-canary.yaml's choice).
+DRIFT: dict[str, Any] = {"name": "drift", "builtin": "predictionDrift", "max": 0.3, "window": "20s"}
+
+
+def discovered_analysis(
+    prom: PrometheusProcess, *metrics: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """spec.analysis judged from what `prom` scrapes from the pods it discovers."""
+    return {
+        "interval": "5s",
+        "count": 3,
+        "prometheus": {"address": prom.url, "timeout": "5s"},
+        "metrics": list(metrics),
+        "minSamples": 20,
+        # A thin first window on a loaded machine is tolerated, twice (no data never passes).
+        "inconclusiveLimit": 2,
+        **extra,
+    }

@@ -3,9 +3,16 @@ names it, and what the gateway (Traefik) has applied of the weights the operator
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from tests.node.workload import Load
 from tests.testenv.gateway import Gateway
+from tests.testenv.waiting import eventually
+
+# Traefik balances weighted backends by smooth weighted round robin, which is deterministic: a
+# few hundred answers show the weight within a few requests.
+SHARE_ANSWERS = 150
 
 
 def http_route(
@@ -29,7 +36,7 @@ def http_route(
     }
 
 
-def routed_strategy(name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+def routed_strategy(name: str, steps: Sequence[object]) -> dict[str, Any]:
     return {"canary": {"steps": steps, "trafficRouting": {"gatewayAPI": {"httpRoute": name}}}}
 
 
@@ -63,3 +70,24 @@ def gateway_applies(gateway: Gateway, ns: str, name: str, canary_weight: int) ->
     weights = applied_weights(gateway, ns, name)
     total = sum(weights.values())
     return total > 0 and round(100 * weights.get("canary", 0) / total) == canary_weight
+
+
+def measured_share(
+    load: Load,
+    gateway: Gateway,
+    ns: str,
+    name: str,
+    weight: int,
+    candidate: tuple[str, ...] = ("200 v2",),
+    answers: int = SHARE_ANSWERS,
+) -> float:
+    """The share of the next `answers` answers of `load` that came from the candidate (answers
+    counted under the keys `candidate`), measured while the gateway applies `weight` % to it."""
+    eventually(lambda: gateway_applies(gateway, ns, name, weight),
+               f"the gateway applying {weight} % to the candidate", 60)  # fmt: skip
+    before = load.counts()
+    eventually(lambda: (load.counts() - before).total() >= answers, f"{answers} answers", 60)
+    seen = load.counts() - before
+    # The weight held from the first answer to the last: the share is that weight's.
+    assert gateway_applies(gateway, ns, name, weight), f"the weight moved from {weight} %"
+    return sum(seen[key] for key in candidate) / seen.total()

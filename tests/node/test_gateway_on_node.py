@@ -1,25 +1,20 @@
 """Traffic through a real gateway, on real pods: Traefik (tests/testenv/gateway.py) routes the
 requests of an HTTPRoute that the operator's Gateway API router weights; no request is split by
-the test.
-- At every step of a canary, the share of requests the gateway actually sent to the candidate's
-  pods is measured at the client, over 1,000 requests, and compared with `status.canaryWeight`.
-- A candidate whose pods fail half of their requests, judged from the series Prometheus scrapes
-  from the pods it discovers itself, is rolled back: the gateway stops sending it requests, and
-  the time from the candidate's first answer to its last is measured at the client."""
+the test. At every step of a canary, the share of requests the gateway actually sent to the
+candidate's pods is measured at the client, over 1,000 requests, and compared with
+`status.canaryWeight`. The rollouts judged by analysis run through the same gateway in
+test_rollouts_on_node.py."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
-from tests.e2e.prometheus import PrometheusProcess
 from tests.integration.helm_chart import Release
 from tests.integration.operator_process import phase_is
 from tests.node.routes import gateway_applies, http_route, routed_strategy
 from tests.node.workload import (
-    Load,
     apply,
-    failing,
     model_deployment,
     promote,
     published_models,
@@ -39,11 +34,6 @@ TOLERANCE = 0.02
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}},
          {"setWeight": 80}, {"pause": {}}]  # fmt: skip
 PAUSES = {1: 20, 3: 50, 5: 80}  # step index of each pause: the weight it holds
-
-
-ERROR_RATE = 0.5  # injected into the faulty candidate's pods
-ANALYSIS_STEPS = [{"setWeight": 50}, {"pause": {"duration": "5s"}}, {"analysis": {}},
-                  {"pause": {}}]  # fmt: skip
 
 
 def test_the_gateway_sends_each_step_s_share_to_the_candidate_s_pods(
@@ -81,53 +71,3 @@ def test_the_gateway_sends_each_step_s_share_to_the_candidate_s_pods(
     assert versions_served(host, NAME, 100, port=port) == Counter({"2": 100})
     print("measured through the gateway (status.canaryWeight: requests by model version):",
           {w: dict(c) for w, c in measured.items()})  # fmt: skip
-
-
-def test_the_gateway_stops_sending_to_a_faulty_candidate_rolled_back_on_discovered_series(
-    real_node: RealNode,
-    release: Release,
-    gateway: Gateway,
-    images: ImageArchives,
-    discovering: PrometheusProcess,
-    tmp_path: Path,
-) -> None:
-    cp, ns, name = real_node.cp, release.apps, "guarded"
-    base, digest = published_models(cp, f"{ns}-{name}-files", images, tmp_path)
-    apply(cp, ns, http_route(gateway, name))
-    analysis = {
-        "interval": "5s",
-        "count": 3,
-        "prometheus": {"address": discovering.url, "timeout": "5s"},
-        "metrics": [{"name": "error-rate", "builtin": "errorRate", "max": 0.05, "window": "10s"}],
-        "minSamples": 20,
-        # A thin first window on a loaded machine is tolerated, twice (no data never passes).
-        "inconclusiveLimit": 2,
-    }
-    spec = {"strategy": routed_strategy(name, ANALYSIS_STEPS), "analysis": analysis}
-    apply(cp, ns, model_deployment(name, "1", f"{base}/v1.skops", digest["v1.skops"], **spec))
-    healthy = eventually(phase_is(cp, ns, name, "Healthy"), "v1 Healthy", timeout=300)
-    stable = healthy["status"]["stableRevision"]
-    eventually(lambda: gateway_applies(gateway, ns, name, 0), "the gateway routing to v1", 60)
-
-    faulty = model_deployment(name, "2", f"{base}/v2.skops", digest["v2.skops"],
-                              template=failing(ERROR_RATE), **spec)  # fmt: skip
-    with Load(gateway.host, name, clients=2, port=gateway.port) as load:
-        eventually(lambda: load.counts()["200 v1"] >= 20, "load through the gateway", 60)
-        apply(cp, ns, faulty)
-        degraded = eventually(phase_is(cp, ns, name, "Degraded"), "a rollback", timeout=420)
-        eventually(lambda: gateway_applies(gateway, ns, name, 0), "the gateway back on v1", 60)
-        during = load.counts()
-    st = degraded["status"]
-    assert st["stableRevision"] == stable and st["history"][0]["outcome"] == "RolledBack", st
-    assert "metric error-rate value" in st["message"], st["message"]
-    # The gateway sent the candidate its share: half of its answers were the injected 500s.
-    candidate_answers = during["200 v2"] + during["500"]
-    assert during["200 v2"] > 0 and during["500"] > 0, during
-    assert abs(during["500"] / candidate_answers - ERROR_RATE) < 0.1, during
-    assert not any(k.startswith("error") for k in during), during
-    # Rolled back: the gateway sends every request to v1.
-    assert versions_served(gateway.host, name, 100, port=gateway.port) == Counter({"1": 100})
-    spans = [s for s in (load.answered("200 v2"), load.answered("500")) if s is not None]
-    served_for = max(s[1] for s in spans) - min(s[0] for s in spans)
-    print(f"through the gateway: {dict(during)}; the candidate answered from its first request "
-          f"to its last for {served_for:.1f} s; {st['message']}")  # fmt: skip

@@ -31,6 +31,7 @@ __all__ = [
     "apply",
     "cluster_ip",
     "failing",
+    "faulty",
     "infer",
     "model_deployment",
     "model_files",
@@ -75,13 +76,18 @@ def published_models(
     return base, {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
 
 
-def failing(rate: float, after_s: float = 0.0) -> dict[str, Any]:
-    """The pod template that makes the model server fail a share `rate` of its inference
-    requests with 500, from `after_s` seconds after it started (its fault injection)."""
-    env = [{"name": "MODELROLLOUT_FAULT_ERROR_RATE", "value": str(rate)}]
-    if after_s:
-        env.append({"name": "MODELROLLOUT_FAULT_ERROR_AFTER_SECONDS", "value": str(after_s)})
+def faulty(**faults: float) -> dict[str, Any]:
+    """The pod template that injects the model server's faults (its `--fault-*` options, by
+    their names with underscores: error_rate=0.5, error_after_seconds=20, prediction_shift=0.6)."""
+    env = [{"name": f"MODELROLLOUT_FAULT_{key.upper()}", "value": str(value)}
+           for key, value in faults.items() if value]  # fmt: skip
     return {"spec": {"containers": [{"name": "server", "env": env}]}}
+
+
+def failing(rate: float, after_s: float = 0.0) -> dict[str, Any]:
+    """Pods that fail a share `rate` of their inference requests with 500, from `after_s`
+    seconds after they started."""
+    return faulty(error_rate=rate, error_after_seconds=after_s)
 
 
 def promote(cp: ControlPlane, ns: str, name: str) -> None:
@@ -197,10 +203,15 @@ class Load:
         with self._lock:
             return Counter(self._seen)
 
-    def recent(self) -> Counter[str]:
-        """The last RECENT answers, counted."""
+    def recent(self, answers: int = RECENT) -> Counter[str]:
+        """The last `answers` answers (at most RECENT), counted."""
         with self._lock:
-            return Counter(self._recent)
+            return Counter(list(self._recent)[-answers:])
+
+    def only_recently(self, keys: tuple[str, ...], answers: int = 30) -> bool:
+        """The last `answers` answers all came under `keys`."""
+        seen = self.recent(answers)
+        return seen.total() == answers and set(seen) <= set(keys)
 
     def answered(self, key: str) -> tuple[float, float] | None:
         """The monotonic times of the first and the last answer counted under `key`."""
