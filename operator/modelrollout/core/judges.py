@@ -12,6 +12,9 @@ Judges:
   Hodges-Lehmann shift and its confidence interval; decision rule as in Kayenta's
   MannWhitneyClassifier).
 - `judge_drift`: PSI or Jensen-Shannon distance between prediction distributions.
+
+scipy is imported where it is used (Mann-Whitney, Hodges-Lehmann, Jensen-Shannon), not here: it
+is most of the operator's resident memory at start, and most installations never call those.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-from scipy import stats
-from scipy.spatial import distance
 
 from modelrollout.api import DriftMethod, JudgeDirection, Verdict
 
@@ -144,6 +145,8 @@ def hodges_lehmann(x: np.ndarray, y: np.ndarray, confidence: float) -> tuple[flo
     total = n + m
     tie_term = float(np.sum(tie_counts**3 - tie_counts)) / (total * (total - 1)) if total > 1 else 0
     sigma = math.sqrt(n * m / 12.0 * ((total + 1) - tie_term))
+    from scipy import stats  # on first use: see the module's docstring
+
     z = float(stats.norm.ppf(0.5 + confidence / 2.0))
     # 0-based index of the lower order statistic; the upper one mirrors it.
     k = max(0, math.floor(n * m / 2.0 - z * sigma))
@@ -156,6 +159,8 @@ def estimate_shift(
 ) -> ShiftEstimate:
     x, y = _clean(canary), _clean(stable)
     shift, lower, upper = hodges_lehmann(x, y, confidence)
+    from scipy import stats  # on first use: see the module's docstring
+
     p_value = float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
     mx, my = float(np.mean(x)), float(np.mean(y))
     return ShiftEstimate(shift, lower, upper, p_value, ratio(mx, my))
@@ -242,6 +247,8 @@ def jensen_shannon(
     canary: Sequence[float], stable: Sequence[float], pseudo_count: float = 0.5
 ) -> float:
     """Jensen-Shannon distance in base 2 (0 = same distribution, 1 = disjoint)."""
+    from scipy.spatial import distance  # on first use: see the module's docstring
+
     p, q = proportions(canary, pseudo_count), proportions(stable, pseudo_count)
     return float(distance.jensenshannon(p, q, base=2))
 
